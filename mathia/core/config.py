@@ -1,0 +1,162 @@
+"""Reads Mathia's configuration from the environment, once, and validates it.
+
+Only the settings module calls :func:`load_config`. Errors name the variable and never
+echo its value, because values such as ``DATABASE_URL`` or ``SECRET_KEY`` carry secrets.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import dj_database_url
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigError(Exception):
+    """A missing or invalid environment variable; the message names it, never its value."""
+
+
+class MathiaConfig(BaseModel):
+    """Every environment variable Mathia reads. `.env.example` documents each one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    MATHIA_ENV: Literal["local", "production"] = "local"
+    DEBUG: bool = False
+    SECRET_KEY: SecretStr | None = None
+    DATA_DIR: Path = PROJECT_ROOT / ".data"
+    ALLOWED_HOSTS: list[str] = Field(default_factory=list)
+    CSRF_TRUSTED_ORIGINS: list[str] = Field(default_factory=list)
+    DATABASE_URL: SecretStr | None = None
+    DATABASE_CONN_MAX_AGE: int = Field(default=60, ge=0)
+    REDIS_URL: SecretStr | None = None
+    SITE_URL: str = "http://127.0.0.1:8000"
+    PORT: int = Field(default=8000, ge=1, le=65535)
+
+    EMAIL_BACKEND: Literal["console", "smtp"] | None = None
+    EMAIL_HOST: str = "localhost"
+    EMAIL_PORT: int = Field(default=587, ge=1, le=65535)
+    EMAIL_HOST_USER: str = ""
+    EMAIL_HOST_PASSWORD: SecretStr = SecretStr("")
+    EMAIL_USE_TLS: bool = True
+    DEFAULT_FROM_EMAIL: str = "Mathia <mathia@localhost>"
+
+    SECURE_SSL_REDIRECT: bool = True
+    SECURE_HSTS_SECONDS: int = Field(default=31_536_000, ge=0)
+    BEHIND_TLS_PROXY: bool = False
+
+    LOG_LEVEL: LogLevel = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = None
+
+    @field_validator("ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("LOG_LEVEL", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _parsable_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = value.get_secret_value()
+            if not url.startswith(("sqlite:", "postgres:", "postgresql:", "pgsql:")):
+                raise ValueError("must start with sqlite:// or postgres://")
+            dj_database_url.parse(url)
+        return value
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _production_requirements(self) -> MathiaConfig:
+        if self.MATHIA_ENV != "production":
+            return self
+        if self.SECRET_KEY is None:
+            raise ValueError("SECRET_KEY is required when MATHIA_ENV=production")
+        key = self.SECRET_KEY.get_secret_value()
+        if len(key) < 50 or len(set(key)) < 5:
+            raise ValueError("SECRET_KEY must be at least 50 random characters in production")
+        if not self.ALLOWED_HOSTS:
+            raise ValueError("ALLOWED_HOSTS is required when MATHIA_ENV=production")
+        if self.DATABASE_URL is None:
+            raise ValueError("DATABASE_URL is required when MATHIA_ENV=production")
+        if self.REDIS_URL is None:
+            raise ValueError("REDIS_URL is required when MATHIA_ENV=production")
+        if self.DEBUG:
+            raise ValueError("DEBUG must be off when MATHIA_ENV=production")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.MATHIA_ENV == "production"
+
+    def database(self) -> dict[str, object]:
+        """Django's DATABASES['default'] for the configured URL (SQLite in DATA_DIR by default)."""
+        if self.DATABASE_URL is None:
+            return sqlite_database(self.DATA_DIR / "mathia.sqlite3")
+        config = dict(dj_database_url.parse(self.DATABASE_URL.get_secret_value(), conn_max_age=self.DATABASE_CONN_MAX_AGE, conn_health_checks=True))
+        if config["ENGINE"] == "django.db.backends.sqlite3":
+            return sqlite_database(Path(str(config["NAME"])))
+        return config
+
+    def secret_key(self) -> str:
+        """The configured key, or one generated once and kept in DATA_DIR for local runs."""
+        if self.SECRET_KEY is not None:
+            return self.SECRET_KEY.get_secret_value()
+        key_file = self.DATA_DIR / "secret_key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(64)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key)
+        return key
+
+
+def sqlite_database(path: Path) -> dict[str, object]:
+    """SQLite tuned for a web process, a worker and beat writing at once (WAL, IMMEDIATE)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        },
+    }
+
+
+def load_config(environ: Mapping[str, str]) -> MathiaConfig:
+    """Validate ``environ`` into a :class:`MathiaConfig` or raise :class:`ConfigError`."""
+    values = {name: environ[name] for name in MathiaConfig.model_fields if name in environ and environ[name] != ""}
+    try:
+        return MathiaConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "Invalid configuration. " + "; ".join(problems)

@@ -1,0 +1,43 @@
+"""The one application error: a stable code and a message a person can read.
+
+Views map it to the JSON error shape (``{"error": {"code", "message"}}``) in one place,
+:func:`mathia.core.http.error_response`; WebSocket consumers map it to the ``error`` frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AppError(Exception):
+    code = "error"
+    http_status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if http_status is not None:
+            self.http_status = http_status
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.details}
+
+
+class NotFound(AppError):
+    """Also the answer for things that exist but the caller may not see."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class PermissionDenied(AppError):
+    code = "forbidden"
+    http_status = 403
+
+
+class InvalidInput(AppError):
+    code = "invalid"
+    http_status = 400

@@ -1,0 +1,22 @@
+"""Mathia's own Redis access: one pooled client per URL, and keys under the app prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+
+@lru_cache(maxsize=8)
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+def redis_key(*parts: object) -> str:
+    """``redis_key("rate", 42)`` -> ``"mathia:rate:42"`` (the prefix differs per test)."""
+    return settings.REDIS_KEY_PREFIX + ":".join(str(part) for part in parts)

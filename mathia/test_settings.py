@@ -1,0 +1,34 @@
+"""Settings for the test suite: the real settings, on the backends chosen for this run."""
+
+import os
+import uuid
+
+from mathia.settings import *  # noqa: F403
+from mathia.testing.backends import select_test_backends
+
+TEST_BACKENDS = select_test_backends(os.environ)
+
+DATABASES = {"default": TEST_BACKENDS.database}
+REDIS_URL = TEST_BACKENDS.redis_url
+# One prefix per test run (shared with the worker processes a test starts); tests/conftest.py
+# narrows it to one prefix per test.
+TEST_RUN_REDIS_PREFIX = os.environ.get("MATHIA_TEST_REDIS_PREFIX") or f"mathia-test:{uuid.uuid4().hex[:8]}:"
+REDIS_KEY_PREFIX = TEST_RUN_REDIS_PREFIX
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_KEY_PREFIX + "channels"},
+    }
+}
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -1,0 +1,59 @@
+"""Real processes for tests: a Celery worker started as `make run` and production start it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from mathia.celery import app as celery_app
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_process_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process that must share this run's backends."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="mathia.test_settings",
+        TEST_REDIS_URL=settings.TEST_BACKENDS.redis_url,
+        MATHIA_TEST_REDIS_PREFIX=settings.TEST_RUN_REDIS_PREFIX,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on this run's broker; yields once it answers a ping."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mathia", "worker", "--pool", "solo", "--loglevel", "WARNING",
+         "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", "--without-mingle", "--without-gossip"],
+        cwd=PROJECT_ROOT,
+        env=test_process_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not celery_app.control.ping(timeout=0.5):
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"celery worker exited with {process.returncode}:\n{output}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("celery worker did not answer a ping in time")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
