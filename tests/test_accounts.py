@@ -25,7 +25,13 @@ def _link_in_last_email(pattern: str) -> str:
 
 
 def _sign_up(client: Client, email: str = "Ada@Example.com", **extra: str) -> None:
-    data = {"display_name": "Ada Lovelace", "email": email, "password1": PASSWORD, "password2": PASSWORD, "timezone": "Africa/Nairobi"}
+    data = {
+        "display_name": "Ada Lovelace",
+        "email": email,
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+        "timezone": "Africa/Nairobi",
+    }
     data.update(extra)
     response = client.post("/accounts/signup/", data)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -129,7 +135,8 @@ def test_logout(client: Client) -> None:
 def test_createsuperuser_path_also_gets_a_default_workspace() -> None:
     admin = User.objects.create_superuser(email="root@example.com", password=PASSWORD)
     assert Membership.objects.filter(user=admin, is_default=True, role=Role.OWNER).exists()
-    assert admin.is_staff and admin.is_superuser
+    assert admin.is_staff
+    assert admin.is_superuser
 
 
 def test_admin_lists_users_and_workspaces(client: Client) -> None:
@@ -139,7 +146,13 @@ def test_admin_lists_users_and_workspaces(client: Client) -> None:
     assert client.get("/admin/workspaces/workspace/").status_code == 200
     response = client.post(
         "/admin/accounts/user/add/",
-        {"email": "new@example.com", "display_name": "New", "password1": PASSWORD, "password2": PASSWORD, "usable_password": "true"},
+        {
+            "email": "new@example.com",
+            "display_name": "New",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "usable_password": "true",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Membership.objects.filter(user__email="new@example.com", is_default=True).exists()

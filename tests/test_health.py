@@ -59,7 +59,9 @@ def test_readyz_503_with_clear_json_when_redis_is_stopped(client: Client, settin
     url = server.url
     settings.REDIS_URL = url
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": url}}
-    settings.CHANNEL_LAYERS = {"default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [url], "prefix": "t"}}}
+    settings.CHANNEL_LAYERS = {
+        "default": {**settings.CHANNEL_LAYERS["default"], "CONFIG": {"hosts": [url], "prefix": "t"}}
+    }
     try:
         status, body = _readyz(client)
         assert body["checks"]["redis"]["ok"] is True, body
@@ -73,5 +75,9 @@ def test_readyz_503_with_clear_json_when_redis_is_stopped(client: Client, settin
     assert body["checks"]["redis"]["ok"] is False
     assert "Connection" in body["checks"]["redis"]["error"]
     assert body["checks"]["channel_layer"]["ok"] is False
-    assert body["checks"]["celery_worker"] == {"ok": False, "latency_ms": 0.0, "error": "not checked: the broker (Redis) is unreachable"}
+    assert body["checks"]["celery_worker"] == {
+        "ok": False,
+        "latency_ms": 0.0,
+        "error": "not checked: the broker (Redis) is unreachable",
+    }
     _client_for.cache_clear()

@@ -20,7 +20,9 @@ def team() -> dict[str, Membership]:
     owner = make_user(display_name="Olive Owner")
     workspace = actions.workspace_create(owner=owner, name="Acme")
     members = {"owner": Membership.objects.get(workspace=workspace, user=owner)}
-    members["admin"] = actions.membership_add(workspace=workspace, user=make_user(display_name="Ada Admin"), role=Role.ADMIN)
+    members["admin"] = actions.membership_add(
+        workspace=workspace, user=make_user(display_name="Ada Admin"), role=Role.ADMIN
+    )
     members["admin2"] = actions.membership_add(workspace=workspace, user=make_user(), role=Role.ADMIN)
     members["member"] = actions.membership_add(workspace=workspace, user=make_user(display_name="Mo Member"))
     members["member2"] = actions.membership_add(workspace=workspace, user=make_user())
@@ -29,7 +31,9 @@ def team() -> dict[str, Membership]:
 
 def _set_role(client: Client, actor: Membership, target: Membership, role: str):  # type: ignore[no-untyped-def]
     client.force_login(actor.user)
-    return client.post(f"/w/{actor.workspace.slug}/members/{target.user_id}/role/", {"role": role}, HTTP_ACCEPT="application/json")
+    return client.post(
+        f"/w/{actor.workspace.slug}/members/{target.user_id}/role/", {"role": role}, HTTP_ACCEPT="application/json"
+    )
 
 
 def test_every_user_has_exactly_one_default_workspace_they_own() -> None:
@@ -76,7 +80,9 @@ def test_unknown_role_is_a_clear_error(client: Client, team: dict[str, Membershi
     assert "emperor" in error.get("message", "") or error["code"] == "invalid"
 
 
-def test_outsider_sees_not_found_for_existing_and_missing_workspaces(client: Client, team: dict[str, Membership]) -> None:
+def test_outsider_sees_not_found_for_existing_and_missing_workspaces(
+    client: Client, team: dict[str, Membership]
+) -> None:
     client.force_login(make_user())
     existing = client.get(f"/w/{team['owner'].workspace.slug}/")
     missing = client.get("/w/no-such-workspace/")
@@ -89,19 +95,21 @@ def test_outsider_sees_not_found_for_existing_and_missing_workspaces(client: Cli
 def test_outsider_cannot_change_roles(client: Client, team: dict[str, Membership]) -> None:
     outsider = make_user()
     client.force_login(outsider)
-    response = client.post(f"/w/{team['owner'].workspace.slug}/members/{team['member'].user_id}/role/", {"role": "admin"})
+    response = client.post(
+        f"/w/{team['owner'].workspace.slug}/members/{team['member'].user_id}/role/", {"role": "admin"}
+    )
     assert_error(response, status=404, code="not_found")
 
 
 def test_members_page_shows_role_controls_only_to_admins(client: Client, team: dict[str, Membership]) -> None:
     slug = team["owner"].workspace.slug
     client.force_login(team["admin"].user)
-    assert b"<select name=\"role\"" in client.get(f"/w/{slug}/").content
+    assert b'<select name="role"' in client.get(f"/w/{slug}/").content
     client.force_login(team["member"].user)
     page = client.get(f"/w/{slug}/")
     assert page.status_code == 200
     assert b"Mo Member" in page.content
-    assert b"<select name=\"role\"" not in page.content
+    assert b'<select name="role"' not in page.content
 
 
 def test_create_workspace_page_makes_a_unique_slug(client: Client) -> None:

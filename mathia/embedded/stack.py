@@ -19,7 +19,6 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import redis
@@ -111,7 +110,10 @@ class Stack:
             try:
                 redis.Redis.from_url(url, socket_connect_timeout=2).ping()
             except redis.RedisError as exc:
-                raise StackError(f"The Redis at REDIS_URL does not answer ({type(exc).__name__}). Start it, or unset REDIS_URL to use a private one.") from None
+                raise StackError(
+                    f"The Redis at REDIS_URL does not answer ({type(exc).__name__}). "
+                    "Start it, or unset REDIS_URL to use a private one."
+                ) from None
             _say("using the Redis at REDIS_URL")
             return
         try:
@@ -149,8 +151,26 @@ class Stack:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
         ])  # fmt: skip
-        self.spawn("celery-worker", [PYTHON, "-m", "celery", "-A", "mathia", "worker", "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"worker-{os.getpid()}@%h"])
-        self.spawn("celery-beat", [PYTHON, "-m", "celery", "-A", "mathia", "beat", "--loglevel", "INFO", "--pidfile", ""])
+        self.spawn(
+            "celery-worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "mathia",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"worker-{os.getpid()}@%h",
+            ],
+        )
+        self.spawn(
+            "celery-beat", [PYTHON, "-m", "celery", "-A", "mathia", "beat", "--loglevel", "INFO", "--pidfile", ""]
+        )
 
     def wait_until_serving(self, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
@@ -158,7 +178,7 @@ class Stack:
             if self.dead_child() is not None:
                 return False
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:  # noqa: S310 (our own http URL)
                     if response.status == 200:
                         return True
             except OSError:
@@ -213,7 +233,10 @@ class Stack:
         while not self._stopping.is_set():
             dead = self.dead_child()
             if dead is not None and dead.process is not None:
-                _say(f"{dead.name} exited with code {dead.process.returncode}; stopping Mathia (nothing is restarted automatically).")
+                _say(
+                    f"{dead.name} exited with code {dead.process.returncode}; "
+                    "stopping Mathia (nothing is restarted automatically)."
+                )
                 return 1
             self._stopping.wait(0.5)
         return 0

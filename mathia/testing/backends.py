@@ -67,7 +67,8 @@ def _postgres_answers(config: dict[str, Any]) -> str | None:
 def _redis_answers(url: str) -> str | None:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        return str(client.info("server")["redis_version"])
+        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+        return str(info["redis_version"])
     except redis.RedisError:
         return None
 

@@ -14,7 +14,9 @@ def access_workspace_for_user(*, user: User, slug: str) -> Membership:
     slugs cannot be probed.
     """
     membership = (
-        Membership.objects.select_related("workspace").filter(workspace__slug=slug, user=user, user__is_active=True).first()
+        Membership.objects.select_related("workspace")
+        .filter(workspace__slug=slug, user=user, user__is_active=True)
+        .first()
     )
     if membership is None:
         raise NotFound("Workspace not found.")

@@ -75,7 +75,13 @@ def membership_set_role(*, actor: Membership, target: Membership, role: str) -> 
         raise PermissionDenied("Only the owner can change another admin's role.")
     target.role = role
     target.save(update_fields=["role"])
-    log.info("membership_role_changed", workspace_id=target.workspace_id, user_id=target.user_id, role=role, actor_id=actor.user_id)
+    log.info(
+        "membership_role_changed",
+        workspace_id=target.workspace_id,
+        user_id=target.user_id,
+        role=role,
+        actor_id=actor.user_id,
+    )
     return target
 
 
@@ -90,7 +96,12 @@ def workspace_transfer_ownership(*, actor: Membership, target: Membership) -> Me
         Membership.objects.filter(pk=target.pk).update(role=Role.OWNER)
     actor.role = Role.ADMIN
     target.role = Role.OWNER
-    log.info("workspace_ownership_transferred", workspace_id=target.workspace_id, to_user_id=target.user_id, actor_id=actor.user_id)
+    log.info(
+        "workspace_ownership_transferred",
+        workspace_id=target.workspace_id,
+        to_user_id=target.user_id,
+        actor_id=actor.user_id,
+    )
     return target
 
 

@@ -38,7 +38,9 @@ class Membership(models.Model):
         ordering = ["joined_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user_per_workspace"),
-            models.UniqueConstraint(fields=["user"], condition=Q(is_default=True), name="membership_one_default_per_user"),
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(is_default=True), name="membership_one_default_per_user"
+            ),
         ]
 
     def __str__(self) -> str:

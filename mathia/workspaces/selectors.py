@@ -22,4 +22,8 @@ def default_membership(*, user: User) -> Membership | None:
 
 def workspace_members(*, membership: Membership) -> list[Membership]:
     """Everyone in ``membership``'s workspace (the caller already passed the access check)."""
-    return list(Membership.objects.filter(workspace_id=membership.workspace_id).select_related("user").order_by("user__display_name", "user_id"))
+    return list(
+        Membership.objects.filter(workspace_id=membership.workspace_id)
+        .select_related("user")
+        .order_by("user__display_name", "user_id")
+    )
