@@ -26,7 +26,7 @@ from mathia.embedded.redis import free_port  # noqa: E402
 
 def _get(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=10) as response:
             response.read()
             return int(response.status)
     except urllib.error.HTTPError as error:
@@ -50,7 +50,11 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     stack = subprocess.Popen(
-        [sys.executable, "-m", "mathia.embedded.stack"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        [sys.executable, "-m", "mathia.embedded.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         serving = ready = None
@@ -66,7 +70,8 @@ def main() -> None:
             time.sleep(0.05)
         if ready is None:
             raise SystemExit("the stack did not become ready within 120 s")
-        print(f"cold start (fresh data folder, migrations included): serving after {serving:.2f} s, ready after {ready:.2f} s")
+        print(f"cold start (fresh data folder, migrations included): serving after {serving:.2f} s,", end=" ")
+        print(f"ready after {ready:.2f} s")
         for path in ["/accounts/login/", "/healthz", "/readyz"]:
             _get(base + path)  # warm up
             samples = []
