@@ -37,7 +37,6 @@ class MathiaConfig(BaseModel):
     DATABASE_URL: SecretStr | None = None
     DATABASE_CONN_MAX_AGE: int = Field(default=60, ge=0)
     REDIS_URL: SecretStr | None = None
-    SITE_URL: str = "http://127.0.0.1:8000"
     PORT: int = Field(default=8000, ge=1, le=65535)
 
     EMAIL_BACKEND: Literal["console", "smtp"] | None = None
