@@ -40,6 +40,9 @@ INSTALLED_APPS = [
     "mathia.accounts",
     "mathia.workspaces",
     "mathia.health",
+    "mathia.rooms",
+    "mathia.chat",
+    "mathia.realtime",
 ]
 
 MIDDLEWARE = [
@@ -152,6 +155,10 @@ ACCOUNT_RATE_LIMITS = {
     "confirm_email": "1/3m/key",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Mathia] "
+
+# --- Chat -----------------------------------------------------------------------------
+# Messages one person may send, per window ("30/10s": 30 every 10 seconds).
+MESSAGE_RATE_LIMIT = CONFIG.MESSAGE_RATE_LIMIT
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

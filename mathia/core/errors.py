@@ -43,3 +43,12 @@ class PermissionDenied(AppError):
 class InvalidInput(AppError):
     code = "invalid"
     http_status = 400
+
+
+class RateLimited(AppError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=round(retry_after, 1))
+        self.retry_after = retry_after

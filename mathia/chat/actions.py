@@ -1,0 +1,237 @@
+"""Writes for messages: send, edit, delete, react, mark read.
+
+Every change takes the room's row lock to draw the next room version, so versions commit in
+order (see :class:`mathia.chat.models.Message`), and publishes its event after commit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, Reaction
+from mathia.chat.rendering import Mentionable, render_markdown
+from mathia.chat.selectors import message_payload_by_id
+from mathia.core.clock import Clock, system_clock
+from mathia.core.errors import InvalidInput, NotFound, PermissionDenied
+from mathia.core.ratelimit import Rate, check_rate
+from mathia.realtime.events import publish_on_commit, room_group, user_group
+from mathia.rooms.access import RoomAccess, access_room_for_user, check_can_write
+from mathia.rooms.models import Room, RoomMembership
+
+if TYPE_CHECKING:
+    from mathia.accounts.models import User
+
+log = structlog.get_logger(__name__)
+
+_CLIENT_ID = re.compile(rf"^[A-Za-z0-9_.:-]{{1,{CLIENT_ID_MAX}}}$")
+MESSAGE_NOT_FOUND = "Message not found."
+
+
+def check_body(body: object) -> str:
+    if not isinstance(body, str):
+        raise InvalidInput("A message is text.", field="body")
+    body = body.strip()
+    if not body:
+        raise InvalidInput("A message cannot be empty.", field="body")
+    if len(body) > MESSAGE_BODY_MAX:
+        raise InvalidInput(
+            f"A message is at most {MESSAGE_BODY_MAX} characters (this one has {len(body)}).",
+            code="too_long",
+            field="body",
+        )
+    return body
+
+
+def check_client_id(client_id: str) -> str:
+    if not _CLIENT_ID.match(client_id):
+        raise InvalidInput(
+            f"client_id must be 1 to {CLIENT_ID_MAX} letters, digits or -_.: characters.", field="client_id"
+        )
+    return client_id
+
+
+def check_emoji(emoji: str) -> str:
+    emoji = emoji.strip()
+    if not emoji or len(emoji) > EMOJI_MAX or any(ch.isspace() for ch in emoji) or emoji.isascii():
+        raise InvalidInput("A reaction is one emoji.", field="emoji")
+    return emoji
+
+
+def _next_version(room_id: int) -> Room:
+    """Lock the room row and draw its next version (call inside a transaction)."""
+    room = Room.objects.select_for_update().get(pk=room_id)
+    room.last_version += 1
+    Room.objects.filter(pk=room_id).update(last_version=room.last_version)
+    return room
+
+
+def _mentionable(room_id: int) -> list[Mentionable]:
+    return [
+        Mentionable(user_id=uid, name=name)
+        for uid, name in RoomMembership.objects.filter(room_id=room_id).values_list("user_id", "user__display_name")
+    ]
+
+
+def message_send(
+    *,
+    user: User,
+    room_id: int,
+    body: str,
+    client_id: str,
+    reply_to_id: int | None = None,
+    clock: Clock = system_clock,
+) -> tuple[dict[str, Any], bool]:
+    """Post a message; returns its payload and whether it was created.
+
+    Sending again with the same ``client_id`` returns the message already stored (a retry
+    after a lost acknowledgement) and broadcasts nothing.
+    """
+    client_id = check_client_id(client_id)
+    existing = Message.objects.filter(author=user, client_id=client_id).values_list("pk", "room_id").first()
+    if existing is not None:
+        if existing[1] != room_id:
+            raise InvalidInput("That client_id was already used for a message in another room.", field="client_id")
+        return message_payload_by_id(existing[0]), False
+    body = check_body(body)
+    access = access_room_for_user(user=user, room_id=room_id, need="write")
+    check_rate(
+        scope="message", subject=user.pk, rate=Rate.parse(settings.MESSAGE_RATE_LIMIT), clock=clock, what="messages"
+    )
+    rendered = render_markdown(body, members=_mentionable(room_id))
+    try:
+        with transaction.atomic():
+            room = _next_version(room_id)
+            if reply_to_id is not None and not Message.objects.filter(pk=reply_to_id, room_id=room_id).exists():
+                raise NotFound("The message you are replying to is not in this room.", code="reply_not_found")
+            message = Message.objects.create(
+                room_id=room_id,
+                author=user,
+                client_id=client_id,
+                body=body,
+                body_html=rendered.html,
+                reply_to_id=reply_to_id,
+                seq=room.last_version,
+                version=room.last_version,
+                created_at=clock.now(),
+            )
+            if rendered.mentioned_user_ids:
+                message.mentions.set(rendered.mentioned_user_ids)
+            RoomMembership.objects.filter(room_id=room_id, user=user, last_read_seq__lt=message.seq).update(
+                last_read_seq=message.seq
+            )
+            payload = message_payload_by_id(message.pk)
+            _publish_message("message.new", payload)
+    except IntegrityError:
+        # The same client_id raced in from another tab or process: return the winner.
+        winner = Message.objects.filter(author=user, client_id=client_id).values_list("pk", flat=True).first()
+        if winner is None:
+            raise
+        return message_payload_by_id(winner), False
+    log.info("message_sent", room_id=room_id, message_id=payload["id"], user_id=user.pk, is_member=access.is_member)
+    return payload, True
+
+
+def _access_message(*, user: User, message_id: int) -> tuple[Message, RoomAccess]:
+    message = Message.objects.filter(pk=message_id).first() if isinstance(message_id, int) else None
+    if message is None:
+        raise NotFound(MESSAGE_NOT_FOUND)
+    try:
+        access = access_room_for_user(user=user, room_id=message.room_id)
+    except NotFound:
+        raise NotFound(MESSAGE_NOT_FOUND) from None
+    return message, access
+
+
+def message_edit(*, user: User, message_id: int, body: str, clock: Clock = system_clock) -> dict[str, Any]:
+    message, access = _access_message(user=user, message_id=message_id)
+    if message.author_id != user.pk:
+        raise PermissionDenied("Only the author can edit a message.")
+    if message.deleted_at is not None:
+        raise InvalidInput("A deleted message cannot be edited.", code="message_deleted")
+    check_can_write(access)
+    body = check_body(body)
+    rendered = render_markdown(body, members=_mentionable(message.room_id))
+    with transaction.atomic():
+        room = _next_version(message.room_id)
+        Message.objects.filter(pk=message.pk).update(
+            body=body, body_html=rendered.html, edited_at=clock.now(), version=room.last_version
+        )
+        message.mentions.set(rendered.mentioned_user_ids)
+        payload = message_payload_by_id(message.pk)
+        _publish_message("message.updated", payload)
+    return payload
+
+
+def message_delete(*, user: User, message_id: int, clock: Clock = system_clock) -> dict[str, Any]:
+    """Authors delete their own messages; moderators anyone's. A tombstone stays in place."""
+    message, access = _access_message(user=user, message_id=message_id)
+    if message.author_id != user.pk and not access.can_moderate:
+        raise PermissionDenied("Only the author or a moderator can delete a message.")
+    if message.deleted_at is not None:
+        return message_payload_by_id(message.pk)
+    with transaction.atomic():
+        room = _next_version(message.room_id)
+        Message.objects.filter(pk=message.pk).update(
+            body="", body_html="", deleted_at=clock.now(), version=room.last_version
+        )
+        message.mentions.clear()
+        Reaction.objects.filter(message=message).delete()
+        payload = message_payload_by_id(message.pk)
+        _publish_message("message.deleted", payload)
+    log.info("message_deleted", message_id=message.pk, user_id=user.pk, by_moderator=message.author_id != user.pk)
+    return payload
+
+
+def reaction_set(*, user: User, message_id: int, emoji: str, present: bool) -> dict[str, Any]:
+    """Add (``present``) or remove the user's ``emoji`` reaction on a message."""
+    emoji = check_emoji(emoji)
+    message, access = _access_message(user=user, message_id=message_id)
+    check_can_write(access)
+    if message.deleted_at is not None:
+        raise InvalidInput("A deleted message cannot take reactions.", code="message_deleted")
+    with transaction.atomic():
+        mine = Reaction.objects.filter(message=message, user=user, emoji=emoji)
+        if present == mine.exists():
+            return message_payload_by_id(message.pk)
+        room = _next_version(message.room_id)
+        if present:
+            if Reaction.objects.filter(message=message).values("emoji").distinct().count() >= 20 and not (
+                Reaction.objects.filter(message=message, emoji=emoji).exists()
+            ):
+                raise InvalidInput("A message takes at most 20 different reactions.", field="emoji")
+            Reaction.objects.create(message=message, user=user, emoji=emoji)
+        else:
+            mine.delete()
+        Message.objects.filter(pk=message.pk).update(version=room.last_version)
+        payload = message_payload_by_id(message.pk)
+        _publish_message("message.updated", payload)
+    return payload
+
+
+def room_mark_read(*, user: User, room_id: int, seq: int) -> int:
+    """Move the user's read marker forward to ``seq``; returns the marker."""
+    access = access_room_for_user(user=user, room_id=room_id)
+    if not access.is_member:
+        raise PermissionDenied("Join this room to keep a read marker.", code="not_member")
+    seq = max(0, min(int(seq), access.room.last_version))
+    updated = RoomMembership.objects.filter(Q(last_read_seq__lt=seq), room_id=room_id, user=user).update(
+        last_read_seq=seq
+    )
+    marker = seq if updated else max(seq, access.last_read_seq)
+    if updated:
+        with transaction.atomic():
+            publish_on_commit(user_group(user.pk), {"type": "read", "room_id": room_id, "seq": marker})
+    return marker
+
+
+def _publish_message(event: str, payload: dict[str, Any]) -> None:
+    room_id = payload["room_id"]
+    publish_on_commit(
+        room_group(room_id), {"type": event, "room_id": room_id, "version": payload["version"], "message": payload}
+    )

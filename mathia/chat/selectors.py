@@ -1,0 +1,103 @@
+"""Reads for messages: history pages, catch-up after a reconnect, and the message payload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from mathia.accounts.models import User
+from mathia.chat.models import Message, Reaction
+
+HISTORY_PAGE_MAX = 100
+CATCH_UP_MAX = 500
+REPLY_EXCERPT = 140
+
+
+def _with_relations(messages: QuerySet[Message]) -> QuerySet[Message]:
+    return messages.select_related("author", "reply_to__author").prefetch_related(
+        Prefetch("reactions", queryset=Reaction.objects.order_by("created_at", "id")),
+        Prefetch("mentions", queryset=User.objects.only("id")),
+    )
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """The message as every client sees it (``body`` is the Markdown source, for editing)."""
+    reactions: dict[str, list[int]] = {}
+    for reaction in message.reactions.all():
+        reactions.setdefault(reaction.emoji, []).append(reaction.user_id)
+    reply = message.reply_to
+    author = message.author
+    deleted = message.deleted_at is not None
+    return {
+        "id": message.pk,
+        "room_id": message.room_id,
+        "seq": message.seq,
+        "version": message.version,
+        "client_id": message.client_id,
+        "author": {"id": author.pk, "name": author.name} if author else None,
+        "body": "" if deleted else message.body,
+        "html": "" if deleted else message.body_html,
+        "reply_to": None
+        if reply is None
+        else {
+            "id": reply.pk,
+            "author": reply.author.name if reply.author else None,
+            "excerpt": "" if reply.deleted_at else reply.body[:REPLY_EXCERPT],
+            "deleted": reply.deleted_at is not None,
+        },
+        "mentions": [user.pk for user in message.mentions.all()],
+        "reactions": [{"emoji": emoji, "user_ids": users, "count": len(users)} for emoji, users in reactions.items()],
+        "created_at": message.created_at.isoformat(),
+        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        "deleted": deleted,
+    }
+
+
+def message_payload_by_id(message_id: int) -> dict[str, Any]:
+    return message_payload(_with_relations(Message.objects.filter(pk=message_id)).get())
+
+
+def payloads(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    return [message_payload(message) for message in messages]
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[dict[str, Any]]  # oldest first
+    has_more: bool
+
+
+def room_history(*, room_id: int, before_seq: int | None = None, limit: int = 50) -> HistoryPage:
+    """The ``limit`` messages before ``before_seq`` (newest page when None), oldest first.
+
+    Keyset pagination on (room, seq): each page is one index range scan, however deep.
+    """
+    limit = max(1, min(limit, HISTORY_PAGE_MAX))
+    query = Message.objects.filter(room_id=room_id)
+    if before_seq is not None:
+        query = query.filter(seq__lt=before_seq)
+    page = list(_with_relations(query.order_by("-seq"))[: limit + 1])
+    has_more = len(page) > limit
+    return HistoryPage(messages=payloads(reversed(page[:limit])), has_more=has_more)
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    messages: list[dict[str, Any]]  # in version order: new, edited, deleted, reacted
+    version: int
+    complete: bool  # False: too much changed; reload the room's latest history instead
+
+
+def room_changes_since(*, room_id: int, version: int, room_version: int) -> CatchUp:
+    """Every message that changed after ``version``, each once, at its latest state."""
+    changed = list(
+        _with_relations(Message.objects.filter(room_id=room_id, version__gt=version).order_by("version"))[
+            : CATCH_UP_MAX + 1
+        ]
+    )
+    if len(changed) > CATCH_UP_MAX:
+        return CatchUp(messages=[], version=room_version, complete=False)
+    return CatchUp(messages=payloads(changed), version=room_version, complete=True)

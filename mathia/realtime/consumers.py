@@ -1,0 +1,286 @@
+"""The one WebSocket a browser tab opens, at /ws/. A thin adapter over the domain layer.
+
+Each inbound frame is size-checked, parsed, validated against `schemas.py`, and turned into
+one call of an access check, action or selector. Outbound events arrive pre-serialized
+through the channel layer (``deliver``) and are written as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import structlog
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from pydantic import ValidationError
+
+from mathia.chat import actions as chat_actions
+from mathia.chat.selectors import room_changes_since, room_history
+from mathia.core.errors import AppError
+from mathia.realtime import presence, schemas
+from mathia.realtime.events import encode, publish_now, room_group, user_group, workspace_group
+from mathia.rooms.access import access_room_for_user
+from mathia.rooms.selectors import room_summary
+from mathia.workspaces.models import Membership
+
+log = structlog.get_logger(__name__)
+
+MAX_FRAME_BYTES = 32 * 1024
+FLOOD_BURST = 60  # frames
+FLOOD_RATE = 20.0  # frames per second, sustained
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FLOOD = 1008  # policy violation
+MAX_SUBSCRIPTIONS = 500
+
+
+class _TokenBucket:
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.tokens = capacity
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.rooms: set[int] = set()
+        self.workspace_ids: list[int] = []
+        self.connection_id = uuid.uuid4().hex
+        self.bucket = _TokenBucket(FLOOD_BURST, FLOOD_RATE)
+        await self.accept()
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+        self.workspace_ids = await database_sync_to_async(_workspace_ids)(self.user.pk)
+        for workspace_id in self.workspace_ids:
+            await self.channel_layer.group_add(workspace_group(workspace_id), self.channel_name)
+        await self._send({"type": "hello", "user": {"id": self.user.pk, "name": self.user.name}})
+        await self._set_presence("online")
+
+    async def disconnect(self, code: int) -> None:
+        if self.user is None or not self.user.is_authenticated:
+            return
+        for room_id in self.rooms:
+            await self.channel_layer.group_discard(room_group(room_id), self.channel_name)
+        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        await self._set_presence(None)
+        for workspace_id in self.workspace_ids:
+            await self.channel_layer.group_discard(workspace_group(workspace_id), self.channel_name)
+
+    # --- outbound ---------------------------------------------------------------------
+    async def deliver(self, event: dict[str, Any]) -> None:
+        """A pre-serialized frame from the channel layer: write it as it is."""
+        control = event.get("control")
+        if control is not None and "unsubscribe" in control:
+            await self._unsubscribe([control["unsubscribe"]])
+        await self.send(text_data=event["text"])
+
+    async def _send(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=encode(frame))
+
+    async def _error(self, code: str, message: str, ref: str | None = None, **details: Any) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message, **details}
+        if ref is not None:
+            frame["ref"] = ref
+        await self._send(frame)
+
+    # --- inbound ----------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.bucket.take():
+            log.warning("websocket_flood", user_id=self.user.pk)
+            await self.close(code=CLOSE_FLOOD)
+            return
+        if text_data is None:
+            await self._error("invalid_frame", "Frames are JSON text, not binary.")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self._error("frame_too_large", f"A frame is at most {MAX_FRAME_BYTES // 1024} KiB.")
+            return
+        try:
+            raw = json.loads(text_data)
+        except ValueError:
+            await self._error("invalid_json", "That frame is not valid JSON.")
+            return
+        ref = raw.get("ref") if isinstance(raw, dict) and isinstance(raw.get("ref"), str) else None
+        if not isinstance(raw, dict) or raw.get("type") not in schemas.FRAME_TYPES:
+            await self._error("unknown_type", "Unknown frame type.", ref, known=sorted(schemas.FRAME_TYPES))
+            return
+        try:
+            frame = schemas.CLIENT_FRAME.validate_python(raw)
+        except ValidationError as exc:
+            problems = [
+                {"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
+                for e in exc.errors(include_input=False, include_url=False)
+            ]
+            await self._error("invalid_frame", f"Invalid {raw['type']} frame.", ref, problems=problems)
+            return
+        try:
+            await getattr(self, f"on_{frame.type}")(frame)
+        except AppError as error:
+            await self._error(error.code, error.message, ref, **error.details)
+
+    async def on_ping(self, frame: schemas.Ping) -> None:
+        await self._set_presence(self._status)
+        await self._send({"type": "pong", "ref": frame.ref})
+
+    async def on_subscribe(self, frame: schemas.Subscribe) -> None:
+        if len(self.rooms | set(frame.rooms)) > MAX_SUBSCRIPTIONS:
+            await self._error("too_many_rooms", f"A connection follows at most {MAX_SUBSCRIPTIONS} rooms.", frame.ref)
+            return
+        summaries, missing = await database_sync_to_async(_accessible_rooms)(self.user, frame.rooms)
+        for room_id in missing:
+            await self._error("not_found", "Room not found.", frame.ref, room_id=room_id)
+        for summary in summaries:
+            if summary["id"] not in self.rooms:
+                await self.channel_layer.group_add(room_group(summary["id"]), self.channel_name)
+                self.rooms.add(summary["id"])
+        typing = await sync_to_async(_typing_in)([s["id"] for s in summaries])
+        await self._send({"type": "subscribed", "ref": frame.ref, "rooms": summaries, "typing": typing})
+
+    async def on_unsubscribe(self, frame: schemas.Unsubscribe) -> None:
+        await self._unsubscribe(frame.rooms)
+        await self._send({"type": "unsubscribed", "ref": frame.ref, "rooms": frame.rooms})
+
+    async def _unsubscribe(self, room_ids: list[int]) -> None:
+        for room_id in room_ids:
+            if room_id in self.rooms:
+                self.rooms.discard(room_id)
+                await self.channel_layer.group_discard(room_group(room_id), self.channel_name)
+
+    async def on_send(self, frame: schemas.Send) -> None:
+        payload, created = await database_sync_to_async(chat_actions.message_send)(
+            user=self.user,
+            room_id=frame.room_id,
+            body=frame.body,
+            client_id=frame.client_id,
+            reply_to_id=frame.reply_to,
+        )
+        await sync_to_async(presence.typing_stop)(room_id=frame.room_id, user_id=self.user.pk)
+        await self._send(
+            {
+                "type": "ack",
+                "ref": frame.ref,
+                "client_id": frame.client_id,
+                "duplicate": not created,
+                "message": payload,
+            }
+        )
+
+    async def on_edit(self, frame: schemas.Edit) -> None:
+        payload = await database_sync_to_async(chat_actions.message_edit)(
+            user=self.user, message_id=frame.message_id, body=frame.body
+        )
+        await self._send({"type": "ack", "ref": frame.ref, "message": payload})
+
+    async def on_delete(self, frame: schemas.Delete) -> None:
+        payload = await database_sync_to_async(chat_actions.message_delete)(user=self.user, message_id=frame.message_id)
+        await self._send({"type": "ack", "ref": frame.ref, "message": payload})
+
+    async def on_react(self, frame: schemas.React) -> None:
+        payload = await database_sync_to_async(chat_actions.reaction_set)(
+            user=self.user, message_id=frame.message_id, emoji=frame.emoji, present=frame.present
+        )
+        await self._send({"type": "ack", "ref": frame.ref, "message": payload})
+
+    async def on_read(self, frame: schemas.Read) -> None:
+        seq = await database_sync_to_async(chat_actions.room_mark_read)(
+            user=self.user, room_id=frame.room_id, seq=frame.seq
+        )
+        await self._send({"type": "ack", "ref": frame.ref, "room_id": frame.room_id, "seq": seq})
+
+    async def on_typing(self, frame: schemas.Typing) -> None:
+        await database_sync_to_async(access_room_for_user)(user=self.user, room_id=frame.room_id, need="write")
+        if await sync_to_async(presence.typing_start)(room_id=frame.room_id, user_id=self.user.pk):
+            await publish_now(
+                room_group(frame.room_id),
+                {
+                    "type": "typing",
+                    "room_id": frame.room_id,
+                    "user": {"id": self.user.pk, "name": self.user.name},
+                    "expires_in": presence.TYPING_TTL_SECONDS,
+                },
+            )
+
+    async def on_history(self, frame: schemas.History) -> None:
+        page = await database_sync_to_async(_history)(self.user, frame)
+        await self._send({"type": "history", "ref": frame.ref, "room_id": frame.room_id, **page})
+
+    async def on_sync(self, frame: schemas.Sync) -> None:
+        for key, version in frame.rooms.items():
+            if not key.isdigit():
+                await self._error("invalid_frame", "sync.rooms keys are room ids.", frame.ref, room_id=key)
+                continue
+            try:
+                result = await database_sync_to_async(_catch_up)(self.user, int(key), version)
+            except AppError as error:
+                await self._error(error.code, error.message, frame.ref, room_id=int(key))
+                continue
+            await self._send({"type": "sync", "ref": frame.ref, "room_id": int(key), **result})
+
+    async def on_presence(self, frame: schemas.Presence) -> None:
+        await self._set_presence(frame.status)
+
+    # --- presence ---------------------------------------------------------------------
+    _status = "online"
+
+    async def _set_presence(self, status: str | None) -> None:
+        if status is not None:
+            self._status = status
+        before, after = await sync_to_async(presence.set_connection_status)(
+            user_id=self.user.pk, connection=self.connection_id, status=status
+        )
+        if before != after:
+            for workspace_id in self.workspace_ids:
+                await publish_now(
+                    workspace_group(workspace_id),
+                    {"type": "presence", "workspace_id": workspace_id, "user_id": self.user.pk, "status": after},
+                )
+
+
+def _workspace_ids(user_id: int) -> list[int]:
+    return list(Membership.objects.filter(user_id=user_id).values_list("workspace_id", flat=True))
+
+
+def _accessible_rooms(user: Any, room_ids: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    summaries, missing = [], []
+    for room_id in dict.fromkeys(room_ids):
+        try:
+            access = access_room_for_user(user=user, room_id=room_id)
+        except AppError:
+            missing.append(room_id)
+            continue
+        summaries.append(
+            {**room_summary(access.room), "member": access.is_member, "last_read_seq": access.last_read_seq}
+        )
+    return summaries, missing
+
+
+def _typing_in(room_ids: list[int]) -> dict[str, list[int]]:
+    return {str(room_id): users for room_id in room_ids if (users := presence.typing_now(room_id=room_id))}
+
+
+def _history(user: Any, frame: schemas.History) -> dict[str, Any]:
+    access_room_for_user(user=user, room_id=frame.room_id)
+    page = room_history(room_id=frame.room_id, before_seq=frame.before_seq, limit=frame.limit)
+    return {"messages": page.messages, "has_more": page.has_more}
+
+
+def _catch_up(user: Any, room_id: int, version: int) -> dict[str, Any]:
+    access = access_room_for_user(user=user, room_id=room_id)
+    result = room_changes_since(room_id=room_id, version=version, room_version=access.room.last_version)
+    return {"messages": result.messages, "version": result.version, "complete": result.complete}

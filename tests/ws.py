@@ -1,0 +1,85 @@
+"""WebSocket helpers: a signed-in communicator speaking Mathia's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from mathia.asgi import application
+
+_refs = itertools.count(1)
+
+
+async def session_cookie(user: Any) -> str:
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    return client.cookies["sessionid"].value
+
+
+class Socket:
+    """One browser tab's socket."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+        self.hello: dict[str, Any] = {}
+
+    async def send(self, frame: dict[str, Any]) -> str:
+        frame.setdefault("ref", f"r{next(_refs)}")
+        await self.communicator.send_to(text_data=json.dumps(frame))
+        return str(frame["ref"])
+
+    async def recv(self, timeout: float = 3) -> dict[str, Any]:
+        return json.loads(await self.communicator.receive_from(timeout=timeout))
+
+    async def recv_until(self, type_: str, timeout: float = 3, **match: Any) -> dict[str, Any]:
+        """The next frame of ``type_`` (matching ``match``), skipping others (presence, typing...)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no {type_} frame matching {match}")
+            frame = await self.recv(timeout=remaining)
+            if frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items()):
+                return frame
+
+    async def request(self, frame: dict[str, Any], reply: str | None = None, timeout: float = 3) -> dict[str, Any]:
+        """Send ``frame`` and return the reply (or error) carrying the same ref."""
+        ref = await self.send(frame)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"no reply to {frame}")
+            answer = await self.recv(timeout=remaining)
+            if answer.get("ref") == ref and (reply is None or answer["type"] in (reply, "error")):
+                return answer
+
+    async def nothing_more(self, timeout: float = 0.3, ignore: tuple[str, ...] = ("presence", "typing")) -> None:
+        # receive_nothing, unlike a timed-out receive, does not cancel the application.
+        while not await self.communicator.receive_nothing(timeout=timeout):
+            frame = await self.recv()
+            if frame["type"] not in ignore:
+                raise AssertionError(f"unexpected frame {frame}")
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+async def connect(user: Any | None, *, origin: str = "http://127.0.0.1") -> Socket:
+    headers = [(b"origin", origin.encode())]
+    if user is not None:
+        headers.append((b"cookie", f"sessionid={await session_cookie(user)}".encode()))
+    communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    socket = Socket(communicator)
+    if user is not None:
+        socket.hello = await socket.recv()
+        assert socket.hello["type"] == "hello"
+    return socket
