@@ -8,7 +8,12 @@ from mathia.testing.backends import select_test_backends
 
 TEST_BACKENDS = select_test_backends(os.environ)
 
-DATABASES = {"default": TEST_BACKENDS.database}
+# CONN_MAX_AGE=0: connections opened by database_sync_to_async in async tests are closed
+# after each call, so none is left open when the test database is dropped.
+DATABASES = {"default": {**TEST_BACKENDS.database, "CONN_MAX_AGE": 0}}
+# A server process started by a test must use the database that test is using.
+if os.environ.get("MATHIA_TEST_DATABASE_NAME"):
+    DATABASES["default"] = {**DATABASES["default"], "NAME": os.environ["MATHIA_TEST_DATABASE_NAME"]}
 REDIS_URL = TEST_BACKENDS.redis_url
 # One prefix per test run (shared with the worker processes a test starts); tests/conftest.py
 # narrows it to one prefix per test.

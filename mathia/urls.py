@@ -9,4 +9,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("mathia.workspaces.urls")),
+    path("", include("mathia.rooms.urls")),
 ]

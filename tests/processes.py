@@ -57,3 +57,60 @@ def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def running_server(*, startup_timeout: float = 30.0) -> Iterator[str]:
+    """Mathia under uvicorn, as production runs it, on this test's database and Redis.
+
+    Use from ``django_db(transaction=True)`` tests, so the server sees committed rows.
+    Yields the base URL.
+    """
+    import urllib.request
+
+    from django.db import connection
+
+    from mathia.embedded.redis import free_port
+
+    port = free_port()
+    env = test_process_env(
+        MATHIA_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
+        TEST_DATABASE_URL=os.environ.get("TEST_DATABASE_URL", "") or _database_url_for_child(),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "mathia.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+         "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    raise RuntimeError(f"server exited with {process.returncode}:\n{output}") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError("server did not start") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _database_url_for_child() -> str:
+    """The parent's database as a TEST_DATABASE_URL, so the child picks the same engine."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        return "sqlite"
+    s = connection.settings_dict
+    return f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"

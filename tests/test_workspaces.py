@@ -104,9 +104,9 @@ def test_outsider_cannot_change_roles(client: Client, team: dict[str, Membership
 def test_members_page_shows_role_controls_only_to_admins(client: Client, team: dict[str, Membership]) -> None:
     slug = team["owner"].workspace.slug
     client.force_login(team["admin"].user)
-    assert b'<select name="role"' in client.get(f"/w/{slug}/").content
+    assert b'<select name="role"' in client.get(f"/w/{slug}/members/").content
     client.force_login(team["member"].user)
-    page = client.get(f"/w/{slug}/")
+    page = client.get(f"/w/{slug}/members/")
     assert page.status_code == 200
     assert b"Mo Member" in page.content
     assert b'<select name="role"' not in page.content

@@ -16,10 +16,15 @@ from mathia.asgi import application
 _refs = itertools.count(1)
 
 
-async def session_cookie(user: Any) -> str:
+def session_cookie_sync(user: Any) -> str:
+    """A session id for ``user``, as a browser gets after signing in."""
     client = Client()
-    await sync_to_async(client.force_login)(user)
+    client.force_login(user)
     return client.cookies["sessionid"].value
+
+
+async def session_cookie(user: Any) -> str:
+    return await sync_to_async(session_cookie_sync)(user)
 
 
 class Socket:

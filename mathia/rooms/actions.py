@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
@@ -226,11 +228,17 @@ def invite_create(
         raise InvalidInput(f"An invite lasts 1 to {INVITE_MAX_DAYS} days.", field="expires_in_days")
     if max_uses is not None and max_uses < 1:
         raise InvalidInput("Maximum uses must be at least 1 (or empty for unlimited).", field="max_uses")
+    email = email.strip().lower()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput("That is not a valid email address.", field="email") from None
     return Invite.objects.create(
         room=access.room,
         token=secrets.token_urlsafe(24),
         created_by=user,
-        email=email.strip().lower(),
+        email=email,
         expires_at=clock.now() + timedelta(days=expires_in_days),
         max_uses=1 if email else max_uses,
     )

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from mathia.core.errors import InvalidInput, NotFound
+from mathia.core.http import request_user
 from mathia.workspaces import actions, selectors
 from mathia.workspaces.access import access_workspace_for_user
 from mathia.workspaces.models import Membership, Role
@@ -16,9 +17,14 @@ from mathia.workspaces.models import Membership, Role
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    default = selectors.default_membership(user=request.user)  # type: ignore[arg-type]
+    from mathia.rooms.views import pending_invite_redirect
+
+    pending = pending_invite_redirect(request)
+    if pending is not None:
+        return pending
+    default = selectors.default_membership(user=request_user(request))
     if default is not None:
-        return redirect("workspace_detail", slug=default.workspace.slug)
+        return redirect("chat", slug=default.workspace.slug)
     return redirect("workspace_create")
 
 
@@ -28,17 +34,17 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            workspace = actions.workspace_create(owner=request.user, name=request.POST.get("name", ""))  # type: ignore[arg-type]
+            workspace = actions.workspace_create(owner=request_user(request), name=request.POST.get("name", ""))
         except InvalidInput as exc:
             error = exc.message
         else:
-            return redirect("workspace_detail", slug=workspace.slug)
+            return redirect("chat", slug=workspace.slug)
     return render(request, "workspaces/create.html", {"error": error}, status=400 if error else 200)
 
 
 @login_required
 def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    membership = access_workspace_for_user(user=request.user, slug=slug)  # type: ignore[arg-type]
+    membership = access_workspace_for_user(user=request_user(request), slug=slug)
     return render(
         request,
         "workspaces/detail.html",
@@ -46,7 +52,7 @@ def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "membership": membership,
             "workspace": membership.workspace,
             "members": selectors.workspace_members(membership=membership),
-            "memberships": selectors.memberships_for_user(user=request.user),  # type: ignore[arg-type]
+            "memberships": selectors.memberships_for_user(user=request_user(request)),
             "roles": Role.choices,
         },
     )
@@ -55,7 +61,7 @@ def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def member_set_role(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
-    actor = access_workspace_for_user(user=request.user, slug=slug)  # type: ignore[arg-type]
+    actor = access_workspace_for_user(user=request_user(request), slug=slug)
     target = Membership.objects.filter(workspace_id=actor.workspace_id, user_id=user_id).select_related("user").first()
     if target is None:
         raise NotFound("That person is not in this workspace.")
