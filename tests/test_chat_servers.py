@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import websockets
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from tests.chat_helpers import make_room, make_team
 from tests.processes import running_server
@@ -35,8 +35,8 @@ async def _next(ws: Any, type_: str, timeout: float = 5) -> dict[str, Any]:
 
 
 async def test_two_web_processes_deliver_each_others_messages() -> None:
-    workspace, (ada, bob) = await sync_to_async(make_team)(2)
-    room = await sync_to_async(make_room)(ada, workspace, "general", members=[bob])
+    workspace, (ada, bob) = await database_sync_to_async(make_team)(2)
+    room = await database_sync_to_async(make_room)(ada, workspace, "general", members=[bob])
     with running_server() as first, running_server() as second:
         ada_ws = await _open(first, ada)
         bob_ws = await _open(second, bob)

@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -24,7 +24,7 @@ def session_cookie_sync(user: Any) -> str:
 
 
 async def session_cookie(user: Any) -> str:
-    return await sync_to_async(session_cookie_sync)(user)
+    return await database_sync_to_async(session_cookie_sync)(user)
 
 
 class Socket:
