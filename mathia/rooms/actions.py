@@ -284,6 +284,11 @@ def invite_accept(*, user: User, token: str, clock: Clock = system_clock) -> Roo
     return invite.room
 
 
+def invite_room_if_member(*, user: User, token: str) -> Room | None:
+    """The invite's room when ``user`` is already in it (their link just takes them there)."""
+    return Room.objects.filter(invites__token=token, memberships__user=user).select_related("workspace").first()
+
+
 def invite_details(*, token: str, clock: Clock = system_clock) -> dict[str, Any]:
     """What the invite page shows before someone accepts (no access needed: the token is the key)."""
     invite = Invite.objects.select_related("room__workspace", "created_by").filter(token=token).first()

@@ -188,6 +188,11 @@ def api_invite_revoke(request: HttpRequest, invite_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def invite(request: HttpRequest, token: str) -> HttpResponse:
     """Anyone with the link sees what it is for; signing up or in, then accepting, joins."""
+    if request.user.is_authenticated:
+        room = actions.invite_room_if_member(user=request_user(request), token=token)
+        if room is not None:
+            request.session.pop(PENDING_INVITE, None)
+            return redirect(f"{reverse('chat', args=[room.workspace.slug])}#room-{room.pk}")
     try:
         details = actions.invite_details(token=token)
     except AppError as error:
