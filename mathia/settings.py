@@ -96,9 +96,16 @@ CACHES = {
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
     }
 }
+# Delivery to browsers. "pubsub" (RedisPubSubChannelLayer) publishes a room event once per
+# event and each web process fans it out to its own sockets; "core" (RedisChannelLayer)
+# queues one copy per socket. docs/architecture.md and docs/performance.md say why pubsub.
+CHANNEL_LAYER_BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": CHANNEL_LAYER_BACKENDS[CONFIG.CHANNEL_LAYER],
         "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_KEY_PREFIX + "channels"},
     }
 }

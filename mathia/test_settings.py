@@ -28,7 +28,7 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": CHANNEL_LAYER_BACKENDS[CONFIG.CHANNEL_LAYER],  # noqa: F405
         "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_KEY_PREFIX + "channels"},
     }
 }

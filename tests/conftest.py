@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,18 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"mathia test backends: {django_settings.TEST_BACKENDS.describe()}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_thread_connections(django_db_setup: None) -> Iterator[None]:
+    """Close database connections left in worker threads of finished event loops.
+
+    Async tests run consumers whose database calls use each test's loop's thread pool; when
+    the loop is gone, those threads' connections wait for garbage collection, and an open
+    session would stop the test database from being dropped.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(autouse=True)

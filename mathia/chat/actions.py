@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, Reaction
 from mathia.chat.rendering import Mentionable, render_markdown
-from mathia.chat.selectors import message_payload_by_id
+from mathia.chat.selectors import message_payload_by_id, new_message_payload
 from mathia.core.clock import Clock, system_clock
 from mathia.core.errors import InvalidInput, NotFound, PermissionDenied
 from mathia.core.ratelimit import Rate, check_rate
@@ -63,15 +63,28 @@ def check_emoji(emoji: str) -> str:
     return emoji
 
 
-def _next_version(room_id: int) -> Room:
-    """Lock the room row and draw its next version (call inside a transaction)."""
-    room = Room.objects.select_for_update().get(pk=room_id)
-    room.last_version += 1
-    Room.objects.filter(pk=room_id).update(last_version=room.last_version)
-    return room
+_NEXT_VERSION_SQL = (
+    f"UPDATE {Room._meta.db_table} SET last_version = last_version + 1 "  # noqa: S608 (a model's table, not input)
+    "WHERE id = %s RETURNING last_version"
+)
 
 
-def _mentionable(room_id: int) -> list[Mentionable]:
+def _next_version(room_id: int) -> int:
+    """Draw the room's next version (inside a transaction).
+
+    The UPDATE takes the room's row lock until commit, so versions commit in order.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_NEXT_VERSION_SQL, [room_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("Room not found.")
+    return int(row[0])
+
+
+def _mentionable(room_id: int, body: str) -> list[Mentionable]:
+    if "@" not in body:  # most messages mention no one: skip loading the member list
+        return []
     return [
         Mentionable(user_id=uid, name=name)
         for uid, name in RoomMembership.objects.filter(room_id=room_id).values_list("user_id", "user__display_name")
@@ -103,21 +116,24 @@ def message_send(
     check_rate(
         scope="message", subject=user.pk, rate=Rate.parse(settings.MESSAGE_RATE_LIMIT), clock=clock, what="messages"
     )
-    rendered = render_markdown(body, members=_mentionable(room_id))
+    rendered = render_markdown(body, members=_mentionable(room_id, body))
+    reply_to = None
+    if reply_to_id is not None:
+        reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room_id=room_id).first()
+        if reply_to is None:
+            raise NotFound("The message you are replying to is not in this room.", code="reply_not_found")
     try:
         with transaction.atomic():
-            room = _next_version(room_id)
-            if reply_to_id is not None and not Message.objects.filter(pk=reply_to_id, room_id=room_id).exists():
-                raise NotFound("The message you are replying to is not in this room.", code="reply_not_found")
+            version = _next_version(room_id)
             message = Message.objects.create(
                 room_id=room_id,
                 author=user,
                 client_id=client_id,
                 body=body,
                 body_html=rendered.html,
-                reply_to_id=reply_to_id,
-                seq=room.last_version,
-                version=room.last_version,
+                reply_to=reply_to,
+                seq=version,
+                version=version,
                 created_at=clock.now(),
             )
             if rendered.mentioned_user_ids:
@@ -125,7 +141,7 @@ def message_send(
             RoomMembership.objects.filter(room_id=room_id, user=user, last_read_seq__lt=message.seq).update(
                 last_read_seq=message.seq
             )
-            payload = message_payload_by_id(message.pk)
+            payload = new_message_payload(message, mentions=rendered.mentioned_user_ids)
             _publish_message("message.new", payload)
     except IntegrityError:
         # The same client_id raced in from another tab or process: return the winner.
@@ -156,11 +172,11 @@ def message_edit(*, user: User, message_id: int, body: str, clock: Clock = syste
         raise InvalidInput("A deleted message cannot be edited.", code="message_deleted")
     check_can_write(access)
     body = check_body(body)
-    rendered = render_markdown(body, members=_mentionable(message.room_id))
+    rendered = render_markdown(body, members=_mentionable(message.room_id, body))
     with transaction.atomic():
-        room = _next_version(message.room_id)
+        version = _next_version(message.room_id)
         Message.objects.filter(pk=message.pk).update(
-            body=body, body_html=rendered.html, edited_at=clock.now(), version=room.last_version
+            body=body, body_html=rendered.html, edited_at=clock.now(), version=version
         )
         message.mentions.set(rendered.mentioned_user_ids)
         payload = message_payload_by_id(message.pk)
@@ -176,10 +192,8 @@ def message_delete(*, user: User, message_id: int, clock: Clock = system_clock) 
     if message.deleted_at is not None:
         return message_payload_by_id(message.pk)
     with transaction.atomic():
-        room = _next_version(message.room_id)
-        Message.objects.filter(pk=message.pk).update(
-            body="", body_html="", deleted_at=clock.now(), version=room.last_version
-        )
+        version = _next_version(message.room_id)
+        Message.objects.filter(pk=message.pk).update(body="", body_html="", deleted_at=clock.now(), version=version)
         message.mentions.clear()
         Reaction.objects.filter(message=message).delete()
         payload = message_payload_by_id(message.pk)
@@ -199,7 +213,7 @@ def reaction_set(*, user: User, message_id: int, emoji: str, present: bool) -> d
         mine = Reaction.objects.filter(message=message, user=user, emoji=emoji)
         if present == mine.exists():
             return message_payload_by_id(message.pk)
-        room = _next_version(message.room_id)
+        version = _next_version(message.room_id)
         if present:
             if Reaction.objects.filter(message=message).values("emoji").distinct().count() >= 20 and not (
                 Reaction.objects.filter(message=message, emoji=emoji).exists()
@@ -208,7 +222,7 @@ def reaction_set(*, user: User, message_id: int, emoji: str, present: bool) -> d
             Reaction.objects.create(message=message, user=user, emoji=emoji)
         else:
             mine.delete()
-        Message.objects.filter(pk=message.pk).update(version=room.last_version)
+        Message.objects.filter(pk=message.pk).update(version=version)
         payload = message_payload_by_id(message.pk)
         _publish_message("message.updated", payload)
     return payload

@@ -23,10 +23,14 @@ def _with_relations(messages: QuerySet[Message]) -> QuerySet[Message]:
     )
 
 
-def message_payload(message: Message) -> dict[str, Any]:
-    """The message as every client sees it (``body`` is the Markdown source, for editing)."""
+def message_payload(message: Message, *, mentions: list[int] | None = None, fresh: bool = False) -> dict[str, Any]:
+    """The message as every client sees it (``body`` is the Markdown source, for editing).
+
+    ``fresh``: a message just created, which has no reactions yet and whose ``mentions``
+    are given, so no query is needed.
+    """
     reactions: dict[str, list[int]] = {}
-    for reaction in message.reactions.all():
+    for reaction in () if fresh else message.reactions.all():
         reactions.setdefault(reaction.emoji, []).append(reaction.user_id)
     reply = message.reply_to
     author = message.author
@@ -48,12 +52,16 @@ def message_payload(message: Message) -> dict[str, Any]:
             "excerpt": "" if reply.deleted_at else reply.body[:REPLY_EXCERPT],
             "deleted": reply.deleted_at is not None,
         },
-        "mentions": [user.pk for user in message.mentions.all()],
+        "mentions": list(mentions) if mentions is not None else [user.pk for user in message.mentions.all()],
         "reactions": [{"emoji": emoji, "user_ids": users, "count": len(users)} for emoji, users in reactions.items()],
         "created_at": message.created_at.isoformat(),
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
     }
+
+
+def new_message_payload(message: Message, *, mentions: list[int]) -> dict[str, Any]:
+    return message_payload(message, mentions=mentions, fresh=True)
 
 
 def message_payload_by_id(message_id: int) -> dict[str, Any]:

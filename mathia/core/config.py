@@ -51,6 +51,7 @@ class MathiaConfig(BaseModel):
     SECURE_HSTS_SECONDS: int = Field(default=31_536_000, ge=0)
     BEHIND_TLS_PROXY: bool = False
 
+    CHANNEL_LAYER: Literal["pubsub", "core"] = "pubsub"
     MESSAGE_RATE_LIMIT: str = Field(default="30/10s", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
 
     LOG_LEVEL: LogLevel = "INFO"

@@ -7,6 +7,9 @@ through the channel layer (``deliver``) and are written as they are.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
 import time
 import uuid
@@ -14,20 +17,46 @@ from typing import Any
 
 import structlog
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async as _database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from pydantic import ValidationError
 
 from mathia.chat import actions as chat_actions
 from mathia.chat.selectors import room_changes_since, room_history
 from mathia.core.errors import AppError
 from mathia.realtime import presence, schemas
-from mathia.realtime.events import encode, publish_now, room_group, user_group, workspace_group
+from mathia.realtime.events import (
+    bind_event_loop,
+    encode,
+    publish_now,
+    publish_presence,
+    room_group,
+    user_group,
+    workspace_group,
+)
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.selectors import room_summary
 from mathia.workspaces.models import Membership
 
 log = structlog.get_logger(__name__)
+
+
+def database_sync_to_async(func: Any) -> Any:
+    """Run ``func`` in the thread pool, not asgiref's single thread-sensitive thread.
+
+    Each action is self-contained (its own transaction, no thread-local state), so frames
+    from different sockets can use several database connections at once.
+    """
+    return _database_sync_to_async(func, thread_sensitive=False)
+
+
+def in_thread(func: Any) -> Any:
+    """Blocking Redis calls, off the event loop."""
+    return sync_to_async(func, thread_sensitive=False)
+
 
 MAX_FRAME_BYTES = 32 * 1024
 FLOOD_BURST = 60  # frames
@@ -61,6 +90,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.workspace_ids: list[int] = []
         self.connection_id = uuid.uuid4().hex
         self.bucket = _TokenBucket(FLOOD_BURST, FLOOD_RATE)
+        self.typing_in: set[int] = set()
+        bind_event_loop()
         await self.accept()
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -81,6 +112,56 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._set_presence(None)
         for workspace_id in self.workspace_ids:
             await self.channel_layer.group_discard(workspace_group(workspace_id), self.channel_name)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__`` with one loop per source.
+
+        Channels waits on both sources (socket frames and channel-layer deliveries) with
+        ``asyncio.wait`` and a new task per message, and handles one message at a time. Here
+        each source has its own loop: a delivery costs one ``await`` and no task, and
+        deliveries keep flowing while a frame's handler waits on the database.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        deliveries = asyncio.ensure_future(self._deliveries())
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            deliveries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deliveries
+
+    async def _deliveries(self) -> None:
+        while True:
+            message = await self.channel_receive()
+            try:
+                await self.dispatch(message)
+            except OSError:  # the client went away; the socket loop is about to stop us
+                return
+            except Exception:  # one failed delivery must not stop the ones after it
+                log.exception("delivery_failed", message_type=message.get("type"))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler without Channels' per-message ``aclose_old_connections``.
+
+        Channels hops to a thread before every handler to close stale database connections.
+        Here every database call already goes through ``database_sync_to_async``, which does
+        that in its own thread, and ``deliver`` (nearly all traffic) never touches the
+        database: the hop cost about 40% of the CPU of a busy room (docs/performance.md).
+        """
+        if message["type"] == "deliver":
+            await self.deliver(message)
+            return
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- outbound ---------------------------------------------------------------------
     async def deliver(self, event: dict[str, Any]) -> None:
@@ -149,7 +230,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if summary["id"] not in self.rooms:
                 await self.channel_layer.group_add(room_group(summary["id"]), self.channel_name)
                 self.rooms.add(summary["id"])
-        typing = await sync_to_async(_typing_in)([s["id"] for s in summaries])
+        typing = await in_thread(_typing_in)([s["id"] for s in summaries])
         await self._send({"type": "subscribed", "ref": frame.ref, "rooms": summaries, "typing": typing})
 
     async def on_unsubscribe(self, frame: schemas.Unsubscribe) -> None:
@@ -170,7 +251,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=frame.client_id,
             reply_to_id=frame.reply_to,
         )
-        await sync_to_async(presence.typing_stop)(room_id=frame.room_id, user_id=self.user.pk)
+        if frame.room_id in self.typing_in:
+            self.typing_in.discard(frame.room_id)
+            await in_thread(presence.typing_stop)(room_id=frame.room_id, user_id=self.user.pk)
         await self._send(
             {
                 "type": "ack",
@@ -205,7 +288,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: schemas.Typing) -> None:
         await database_sync_to_async(access_room_for_user)(user=self.user, room_id=frame.room_id, need="write")
-        if await sync_to_async(presence.typing_start)(room_id=frame.room_id, user_id=self.user.pk):
+        self.typing_in.add(frame.room_id)
+        if await in_thread(presence.typing_start)(room_id=frame.room_id, user_id=self.user.pk):
             await publish_now(
                 room_group(frame.room_id),
                 {
@@ -241,15 +325,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _set_presence(self, status: str | None) -> None:
         if status is not None:
             self._status = status
-        before, after = await sync_to_async(presence.set_connection_status)(
+        before, after = await in_thread(presence.set_connection_status)(
             user_id=self.user.pk, connection=self.connection_id, status=status
         )
         if before != after:
             for workspace_id in self.workspace_ids:
-                await publish_now(
-                    workspace_group(workspace_id),
-                    {"type": "presence", "workspace_id": workspace_id, "user_id": self.user.pk, "status": after},
-                )
+                publish_presence(workspace_id, self.user.pk, after)
 
 
 def _workspace_ids(user_id: int) -> list[int]:

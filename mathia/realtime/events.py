@@ -2,16 +2,28 @@
 
 A frame is serialized once here, then every consumer that receives it writes the same text
 to its socket: fan-out does no per-recipient JSON work.
+
+In a web process, actions run in worker threads (``database_sync_to_async``) while the
+channel layer lives on the event loop. Waiting for the loop from the worker thread after
+every commit would make each write wait for the fan-out of the previous one, so commits
+hand their events to a per-loop outbox instead, and one publisher task on the loop sends
+them in commit order. Code with no event loop (Celery, management commands) publishes
+directly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 
+import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+log = structlog.get_logger(__name__)
 
 DELIVER = "deliver"  # the consumer method that writes a pre-serialized frame
 
@@ -32,7 +44,94 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+PRESENCE_FLUSH_SECONDS = 1.0
+
+
+class _Outbox:
+    """Events queued from any thread, published in order by one task on the web event loop.
+
+    Presence changes are coalesced: each process sends at most one presence frame per
+    workspace per second, listing every change, so a thousand people connecting at once
+    cost a thousand frames per second rather than a million.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None
+        self.presence_changes: dict[int, dict[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.loop is loop:
+            return
+        with self._lock:
+            if self.loop is loop:
+                return
+            self.queue = asyncio.Queue()
+            self.presence_changes = {}
+            self.loop = loop
+            loop.create_task(self._publish_forever(self.queue))
+            loop.create_task(self._flush_presence_forever(loop))
+
+    async def _flush_presence_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        while self.loop is loop:
+            await asyncio.sleep(PRESENCE_FLUSH_SECONDS)
+            changes, self.presence_changes = self.presence_changes, {}
+            for workspace_id, users in changes.items():
+                frame = {
+                    "type": "presence",
+                    "workspace_id": workspace_id,
+                    "users": {str(k): v for k, v in users.items()},
+                }
+                self.put(workspace_group(workspace_id), {"type": DELIVER, "text": encode(frame)})
+
+    def note_presence(self, workspace_id: int, user_id: int, status: str) -> None:
+        """Record a change for the next flush (call on the bound loop)."""
+        self.presence_changes.setdefault(workspace_id, {})[user_id] = status
+
+    async def _publish_forever(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        while True:
+            group, message = await queue.get()
+            layer = get_channel_layer()
+            try:
+                if layer is not None:
+                    await layer.group_send(group, message)
+            except Exception:  # a publish that fails must not stop the ones after it
+                log.exception("publish_failed", group=group)
+
+    def put(self, group: str, message: dict[str, Any]) -> bool:
+        """Queue for the bound loop if it is running; False when there is none to use."""
+        loop, queue = self.loop, self.queue
+        if loop is None or queue is None or loop.is_closed() or not loop.is_running():
+            return False
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            queue.put_nowait((group, message))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, (group, message))
+        return True
+
+
+_outbox = _Outbox()
+
+
+def bind_event_loop() -> None:
+    """Called on the web process's event loop (by the consumer) to start the outbox there."""
+    _outbox.bind(asyncio.get_running_loop())
+
+
+def publish_presence(workspace_id: int, user_id: int, status: str) -> None:
+    """Announce a presence change within about a second (coalesced per workspace)."""
+    bind_event_loop()
+    _outbox.note_presence(workspace_id, user_id, status)
+
+
 def _group_send(group: str, message: dict[str, Any]) -> None:
+    if _outbox.put(group, message):
+        return
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(group, message)

@@ -226,8 +226,10 @@
   setInterval(renderTyping, 1000);
 
   function onPresence(frame) {
-    const person = state.people.get(frame.user_id);
-    if (person) person.status = frame.status;
+    for (const [userId, status] of Object.entries(frame.users)) {
+      const person = state.people.get(Number(userId));
+      if (person) person.status = status;
+    }
     renderSidebar();
     if (!$("context").hidden) renderContext();
   }
