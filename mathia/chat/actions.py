@@ -112,7 +112,7 @@ def message_send(
             raise InvalidInput("That client_id was already used for a message in another room.", field="client_id")
         return message_payload_by_id(existing[0]), False
     body = check_body(body)
-    access = access_room_for_user(user=user, room_id=room_id, need="write")
+    access_room_for_user(user=user, room_id=room_id, need="write")
     check_rate(
         scope="message", subject=user.pk, rate=Rate.parse(settings.MESSAGE_RATE_LIMIT), clock=clock, what="messages"
     )
@@ -149,7 +149,7 @@ def message_send(
         if winner is None:
             raise
         return message_payload_by_id(winner), False
-    log.info("message_sent", room_id=room_id, message_id=payload["id"], user_id=user.pk, is_member=access.is_member)
+    log.info("message_sent", room_id=room_id, message_id=payload["id"], user_id=user.pk)
     return payload, True
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -156,12 +157,13 @@ def room_leave(*, user: User, room_id: int) -> None:
     access = access_room_for_user(user=user, room_id=room_id)
     if not access.is_member:
         return
-    if access.room_role == RoomRole.OWNER and not access.room.is_direct:
-        others = RoomMembership.objects.filter(room_id=room_id).exclude(user=user)
-        successor = others.filter(role=RoomRole.MODERATOR).first() or others.first()
-        if successor is not None:
-            RoomMembership.objects.filter(pk=successor.pk).update(role=RoomRole.OWNER)
     with transaction.atomic():
+        if access.room_role == RoomRole.OWNER and not access.room.is_direct:
+            # The room keeps an owner: the longest-standing moderator, else member.
+            others = RoomMembership.objects.select_for_update().filter(room_id=room_id).exclude(user=user)
+            successor = others.filter(role=RoomRole.MODERATOR).first() or others.first()
+            if successor is not None:
+                RoomMembership.objects.filter(pk=successor.pk).update(role=RoomRole.OWNER)
         RoomMembership.objects.filter(room_id=room_id, user=user).delete()
         publish_on_commit(room_group(room_id), {"type": "room.member_left", "room_id": room_id, "user_id": user.pk})
         publish_on_commit(
@@ -241,6 +243,20 @@ def invite_create(
         email=email,
         expires_at=clock.now() + timedelta(days=expires_in_days),
         max_uses=1 if email else max_uses,
+    )
+
+
+def invite_email_send(*, invite: Invite, inviter: User, accept_url: str) -> None:
+    """Email an invitation created with an address (the link works once)."""
+    room = Room.objects.select_related("workspace").get(pk=invite.room_id)
+    send_mail(
+        subject=f"[Mathia] {inviter.name} invited you to {room.name}",
+        message=(
+            f"{inviter.name} invited you to the room “{room.name}” in {room.workspace.name}.\n\n"
+            f"Join here: {accept_url}\n\nThe link works once and expires on {invite.expires_at:%Y-%m-%d}."
+        ),
+        from_email=None,
+        recipient_list=[invite.email],
     )
 
 

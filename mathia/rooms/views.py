@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.mail import send_mail
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -16,7 +15,7 @@ from mathia.core.http import api_login_required, ok, parse_body, request_user
 from mathia.realtime import presence
 from mathia.rooms import actions, schemas, selectors
 from mathia.rooms.access import access_room_for_user
-from mathia.rooms.models import Invite, Room
+from mathia.rooms.models import Invite
 from mathia.workspaces.access import access_workspace_for_user
 from mathia.workspaces.selectors import memberships_for_user, workspace_members
 
@@ -157,16 +156,7 @@ def api_invites(request: HttpRequest, room_id: int) -> HttpResponse:
         )
         payload = _invite_payload(request, invite)
         if invite.email:
-            room = Room.objects.select_related("workspace").get(pk=room_id)
-            send_mail(
-                subject=f"[Mathia] {request_user(request).name} invited you to {room.name}",
-                message=(
-                    f"{request_user(request).name} invited you to the room “{room.name}” in {room.workspace.name}.\n\n"
-                    f"Join here: {payload['url']}\n\nThe link works once and expires on {invite.expires_at:%Y-%m-%d}."
-                ),
-                from_email=None,
-                recipient_list=[invite.email],
-            )
+            actions.invite_email_send(invite=invite, inviter=request_user(request), accept_url=payload["url"])
         return ok({"invite": payload}, status=201)
     access = access_room_for_user(user=request_user(request), room_id=room_id, need="write")
     invites = Invite.objects.filter(room_id=room_id, revoked_at__isnull=True)
