@@ -79,6 +79,7 @@ def test_two_people_chat_in_two_rooms_and_switch() -> None:
         first = bob_page.locator(".message").first
         first.hover()
         first.locator("[data-action='reply']").click()
+        bob_page.wait_for_selector("#reply-preview:not([hidden])")
         bob_page.fill("#composer-input", "Thanks!")
         bob_page.press("#composer-input", "Enter")
         first.hover()
@@ -91,6 +92,8 @@ def test_two_people_chat_in_two_rooms_and_switch() -> None:
         # The context panel lists the room's members.
         ada_page.click("#toggle-context")
         ada_page.wait_for_selector("#context-body .members li:has-text('Bob')")
+        ada_page.click(f"#context-body .role-toggle[data-user-id='{bob.pk}']")
+        ada_page.wait_for_selector("#context-body .members li:has-text('Bob · moderator')")
         ada_page.locator(".message", has_text="Thanks!").hover()
         ada_page.screenshot(path=str(SCREENSHOTS / "chat-desktop.png"))
 

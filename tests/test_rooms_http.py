@@ -85,6 +85,23 @@ def test_rename_topic_archive_follow_roles(client: Client, team: dict[str, Any])
     assert_error(_json(client, "PATCH", url, {"topic": "x" * 300}), status=403, code="room_archived")
 
 
+def test_moderators_are_named_by_the_owner_and_can_then_moderate(client: Client, team: dict[str, Any]) -> None:
+    from mathia.chat.actions import message_delete, message_send
+
+    url = f"/api/rooms/{team['general'].pk}/members/{team['bob'].pk}/role"
+    client.force_login(team["bob"])
+    assert_error(_json(client, "POST", url, {"role": "moderator"}), status=403, code="forbidden")
+    client.force_login(team["ada"])
+    members = _json(client, "POST", url, {"role": "moderator"}).json()["members"]
+    assert {m["name"]: m["role"] for m in members}["Bob"] == "moderator"
+    assert_error(_json(client, "POST", url, {"role": "owner"}), status=400, code="invalid")
+    owner_url = f"/api/rooms/{team['general'].pk}/members/{team['ada'].pk}/role"
+    client.force_login(team["bob"])
+    assert_error(_json(client, "POST", owner_url, {"role": "member"}), status=403, code="forbidden")
+    payload, _ = message_send(user=team["ada"], room_id=team["general"].pk, body="owner's words", client_id="m1")
+    assert message_delete(user=team["bob"], message_id=payload["id"])["deleted"] is True
+
+
 def test_join_public_and_leave(client: Client, team: dict[str, Any]) -> None:
     client.force_login(team["cy"])
     browse = _json(client, "GET", f"/api/w/{team['workspace'].slug}/rooms/browse").json()["rooms"]

@@ -531,7 +531,13 @@
     items.push(el("h3", { text: `Members (${info.members.length})` }));
     items.push(el("ul", { class: "members" }, ...info.members.map((m) => {
       const person = state.people.get(m.id);
-      return el("li", {}, el("span", { class: `dot ${person ? person.status : "offline"}` }), ` ${m.name}`, m.role !== "member" ? el("span", { class: "muted", text: ` · ${m.role}` }) : null);
+      const canChange = info.you.can_moderate && room.kind !== "direct" && m.role !== "owner" && m.id !== state.me.id;
+      const next = m.role === "moderator" ? "member" : "moderator";
+      return el("li", {}, el("span", { class: `dot ${person ? person.status : "offline"}` }), ` ${m.name}`,
+        m.role !== "member" ? el("span", { class: "muted", text: ` · ${m.role}` }) : null,
+        canChange ? el("button", { type: "button", class: "link small role-toggle", "data-user-id": m.id,
+          text: next === "moderator" ? " make moderator" : " remove moderator",
+          onclick: () => api("POST", `/api/rooms/${room.id}/members/${m.id}/role`, { role: next }).then(renderContext).catch((e) => showError(e.message)) }) : null);
     })));
     if (info.you.can_write && room.kind !== "direct") {
       items.push(el("h3", { text: "Invite" }));
