@@ -32,3 +32,11 @@ def make_room(
             room_actions.invite_accept(user=member, token=invite.token)
     room.refresh_from_db()
     return room
+
+
+def make_chat_team() -> dict[str, Any]:
+    """Ada (owner) and Bob in #general and the private #secret; Cy only in the workspace."""
+    workspace, (ada, bob, cy) = make_team(3)
+    general = make_room(ada, workspace, "general", members=[bob])
+    secret = make_room(ada, workspace, "secret", kind=RoomKind.PRIVATE, members=[bob])
+    return {"workspace": workspace, "ada": ada, "bob": bob, "cy": cy, "general": general, "secret": secret}

@@ -30,6 +30,16 @@ def test_process_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask a child to stop (SIGTERM), and kill it if it has not within 15 s."""
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery worker` process on this run's broker; yields once it answers a ping."""
@@ -51,12 +61,7 @@ def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen
                 raise TimeoutError("celery worker did not answer a ping in time")
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @contextmanager
@@ -98,12 +103,7 @@ def running_server(*, startup_timeout: float = 30.0) -> Iterator[str]:
                 time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _database_url_for_child() -> str:

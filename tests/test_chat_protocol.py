@@ -8,8 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from mathia.chat.models import Message
-from mathia.rooms.models import RoomKind
-from tests.chat_helpers import make_room, make_team
+from tests.chat_helpers import make_chat_team
 from tests.helpers import make_user
 from tests.ws import connect
 
@@ -18,10 +17,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def team() -> dict[str, Any]:
-    workspace, (ada, bob, cy) = make_team(3)
-    general = make_room(ada, workspace, "general", members=[bob])
-    secret = make_room(ada, workspace, "secret", kind=RoomKind.PRIVATE, members=[bob])
-    return {"workspace": workspace, "ada": ada, "bob": bob, "cy": cy, "general": general, "secret": secret}
+    return make_chat_team()
 
 
 async def test_anonymous_socket_is_closed_with_4401() -> None:

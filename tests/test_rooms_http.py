@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from mathia.accounts.models import User
-from mathia.rooms.models import Invite, Room, RoomKind, RoomMembership
-from tests.chat_helpers import make_room, make_team
+from mathia.rooms.models import Invite, Room, RoomMembership
+from tests.chat_helpers import make_chat_team
 from tests.helpers import assert_error, make_user
 
 pytestmark = pytest.mark.django_db
@@ -31,10 +31,7 @@ def _json(client: Client, method: str, url: str, body: dict[str, Any] | None = N
 
 @pytest.fixture
 def team() -> dict[str, Any]:
-    workspace, (ada, bob, cy) = make_team(3)
-    general = make_room(ada, workspace, "general", members=[bob])
-    secret = make_room(ada, workspace, "secret", kind=RoomKind.PRIVATE, members=[bob])
-    return {"workspace": workspace, "ada": ada, "bob": bob, "cy": cy, "general": general, "secret": secret}
+    return make_chat_team()
 
 
 def test_create_room_and_list_it_with_unread_counts(client: Client, team: dict[str, Any]) -> None:
