@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,6 +214,7 @@ class Load:
         sem = asyncio.Semaphore(50)
 
         async def one(client: Client) -> None:
+            # Clients offer permessage-deflate, as browsers do; each server decides.
             async with sem:
                 if self.kind == "mathia":
                     url = f"ws://127.0.0.1:{self.port}/ws/"
@@ -223,7 +225,6 @@ class Load:
                         origin=f"http://127.0.0.1:{self.port}",
                         max_size=2**20,
                         ping_interval=None,
-                        compression=None,
                     )
                     await client.ws.recv()  # hello
                     await client.ws.send(json.dumps({"type": "subscribe", "rooms": [self.room_of[client.index]]}))
@@ -231,7 +232,7 @@ class Load:
                         pass
                 else:
                     url = f"ws://127.0.0.1:{self.port}/ws/chat/{self.room_of[client.index]}/"
-                    client.ws = await websockets.connect(url, max_size=2**20, ping_interval=None, compression=None)
+                    client.ws = await websockets.connect(url, max_size=2**20, ping_interval=None, compression="deflate")
                 self.tasks.append(asyncio.ensure_future(self.receive(client)))
 
         await asyncio.gather(*(one(c) for c in self.clients))
@@ -359,6 +360,8 @@ def start_mathia(setup: MathiaSetup, layer: str, workers: int) -> tuple[subproce
             "warning",
             "--ws-max-size",
             "65536",
+            "--ws-per-message-deflate",
+            "false",
             "--workers",
             str(workers),
         ],
@@ -409,6 +412,8 @@ def main() -> None:
     parser.add_argument("--servers", default="mathia-pubsub,mathia-core,baseline")
     parser.add_argument("--scenarios", default="one-room,100-rooms")
     args = parser.parse_args()
+    # On SIGTERM (a timeout, CI) exit through the finally blocks, so no server is orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     uvloop.install()
     data_dir = Path(tempfile.mkdtemp(prefix="mathia-fanout-"))
     redis = start_embedded_redis(data_dir / "redis")

@@ -43,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the finally block on SIGTERM
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="mathia-bench-"))
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir), "DATA_DIR": str(data_dir), "PORT": str(port)}
