@@ -210,7 +210,7 @@ class Load:
         self.sent_at: dict[int, float] = {}
         self.next_id = 0
 
-    async def connect(self) -> None:
+    async def connect(self, clients: list[Client] | None = None) -> None:
         sem = asyncio.Semaphore(50)
 
         async def one(client: Client) -> None:
@@ -235,7 +235,7 @@ class Load:
                     client.ws = await websockets.connect(url, max_size=2**20, ping_interval=None, compression="deflate")
                 self.tasks.append(asyncio.ensure_future(self.receive(client)))
 
-        await asyncio.gather(*(one(c) for c in self.clients))
+        await asyncio.gather(*(one(c) for c in (clients if clients is not None else self.clients)))
 
     async def receive(self, client: Client) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -308,13 +308,19 @@ async def drive(
     rates: list[float],
     seconds: float,
 ) -> dict[str, Any]:
-    rss_before = _rss_kib(pid)
     load = Load(kind, port, clients, room_of, cookies)
+    # Memory per idle connection is the marginal cost: RSS growth from the first half of
+    # the clients to all of them. One-time costs of the first connections (database
+    # connections per pool thread, caches, thread stacks) stay out of the figure.
+    half = clients // 2
     t0 = time.perf_counter()
-    await load.connect()
+    await load.connect(load.clients[:half])
+    await _wait_idle(pid)
+    rss_half = _rss_kib(pid)
+    await load.connect(load.clients[half:])
     connect_s = time.perf_counter() - t0
     await _wait_idle(pid)
-    per_conn_kib = (_rss_kib(pid) - rss_before) / clients
+    per_conn_kib = (_rss_kib(pid) - rss_half) / (clients - half)
     steps = []
     for rate in rates:
         cpu0, client0 = _cpu_seconds(pid), time.process_time()

@@ -26,6 +26,36 @@ async def test_anonymous_socket_is_closed_with_4401() -> None:
     assert output == {"type": "websocket.close", "code": 4401}
 
 
+async def test_stale_or_deactivated_sessions_are_closed_with_4401(team: dict[str, Any]) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from mathia.asgi import application
+    from tests.ws import session_cookie
+
+    async def closes_with_4401(cookie: str) -> bool:
+        communicator = WebsocketCommunicator(
+            application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())]
+        )
+        await communicator.connect()
+        output = await communicator.receive_output(timeout=2)
+        await communicator.disconnect()
+        return output == {"type": "websocket.close", "code": 4401}
+
+    cookie = await session_cookie(team["bob"])
+
+    def change_password() -> None:
+        team["bob"].set_password("a-new-passphrase-after-a-leak")
+        team["bob"].save()
+
+    await database_sync_to_async(change_password)()  # signs out every other session
+    assert await closes_with_4401(cookie)
+    cookie = await session_cookie(team["cy"])
+    team["cy"].is_active = False
+    await database_sync_to_async(team["cy"].save)()
+    assert await closes_with_4401(cookie)
+    assert await closes_with_4401("not-a-session")
+
+
 async def test_foreign_origin_is_refused(team: dict[str, Any]) -> None:
     from channels.testing import WebsocketCommunicator
 
