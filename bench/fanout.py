@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,9 @@ class Load:
         self.tasks: list[asyncio.Future[None]] = []
         self.sent_at: dict[int, float] = {}
         self.next_id = 0
+        # Servers share the bench database, and a repeated client_id is (rightly) treated as
+        # a retry and not broadcast: every run needs its own ids.
+        self.run_token = uuid.uuid4().hex[:8]
 
     async def connect(self, clients: list[Client] | None = None) -> None:
         sem = asyncio.Semaphore(50)
@@ -269,7 +273,7 @@ class Load:
             self.next_id += 1
             body = f"bench:{self.next_id}:{time.time():.6f}"
             if self.kind == "mathia":
-                frame = {"type": "send", "room_id": room, "client_id": f"b{self.next_id}", "body": body}
+                frame = {"type": "send", "room_id": room, "client_id": f"{self.run_token}-{self.next_id}", "body": body}
             else:
                 frame = {"message": body}
             await sender.ws.send(json.dumps(frame))
