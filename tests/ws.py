@@ -33,6 +33,9 @@ class Socket:
     def __init__(self, communicator: WebsocketCommunicator) -> None:
         self.communicator = communicator
         self.hello: dict[str, Any] = {}
+        # Frames read while waiting for something else (a request's reply), kept in order:
+        # an event may arrive before the ack of the frame that caused it.
+        self.backlog: list[dict[str, Any]] = []
 
     async def send(self, frame: dict[str, Any]) -> str:
         frame.setdefault("ref", f"r{next(_refs)}")
@@ -40,6 +43,11 @@ class Socket:
         return str(frame["ref"])
 
     async def recv(self, timeout: float = 3) -> dict[str, Any]:
+        if self.backlog:
+            return self.backlog.pop(0)
+        return await self._read(timeout)
+
+    async def _read(self, timeout: float) -> dict[str, Any]:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
 
     async def recv_until(self, type_: str, timeout: float = 3, **match: Any) -> dict[str, Any]:
@@ -61,13 +69,14 @@ class Socket:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 raise AssertionError(f"no reply to {frame}")
-            answer = await self.recv(timeout=remaining)
+            answer = await self._read(timeout=remaining)
             if answer.get("ref") == ref and (reply is None or answer["type"] in (reply, "error")):
                 return answer
+            self.backlog.append(answer)
 
     async def nothing_more(self, timeout: float = 0.3, ignore: tuple[str, ...] = ("presence", "typing")) -> None:
         # receive_nothing, unlike a timed-out receive, does not cancel the application.
-        while not await self.communicator.receive_nothing(timeout=timeout):
+        while self.backlog or not await self.communicator.receive_nothing(timeout=timeout):
             frame = await self.recv()
             if frame["type"] not in ignore:
                 raise AssertionError(f"unexpected frame {frame}")
