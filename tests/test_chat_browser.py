@@ -118,3 +118,19 @@ def test_chat_works_at_375px_with_drawers() -> None:
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"page scrolls sideways ({width}px)"
         page.screenshot(path=str(SCREENSHOTS / "chat-375.png"))
+
+
+def test_sent_messages_do_not_stay_pending() -> None:
+    """Whichever arrives first, the broadcast or the ack, the message ends up drawn as sent."""
+    workspace, (ada,) = make_team(1)
+    room = make_room(ada, workspace, "general")
+    cookie = session_cookie_sync(ada)
+    with running_server() as base, chromium() as browser:
+        page = _signed_in_page(browser, base, cookie)
+        page.goto(f"{base}/w/{workspace.slug}/#room-{room.pk}")
+        page.wait_for_selector(".room-start")
+        for i in range(5):
+            page.fill("#composer-input", f"quick message {i}")
+            page.press("#composer-input", "Enter")
+        page.wait_for_selector(".message .body:has-text('quick message 4')")
+        page.wait_for_function("document.querySelectorAll('.message.pending').length === 0")

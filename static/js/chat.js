@@ -131,7 +131,11 @@
         upsert(frame.message, frame.version); break;
       case "ack":
         if (frame.client_id) { state.pending.delete(frame.client_id); }
-        if (frame.message) upsert(frame.message, null);
+        if (frame.message) {
+          upsert(frame.message, null);
+          // The broadcast may have come first and drawn it as pending: draw it as sent.
+          if (frame.client_id && state.current === frame.message.room_id) renderMessages({ keepBottom: true });
+        }
         break;
       case "sync": applySync(frame); break;
       case "typing": onTyping(frame); break;
