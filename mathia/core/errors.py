@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+from django.db import InterfaceError, OperationalError
+
 
 class AppError(Exception):
     code = "error"
@@ -52,3 +55,24 @@ class RateLimited(AppError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, retry_after=round(retry_after, 1))
         self.retry_after = retry_after
+
+
+class ServiceUnavailable(AppError):
+    code = "unavailable"
+    http_status = 503
+
+
+UNAVAILABLE_MESSAGE = "Mathia cannot reach its database or Redis right now. Nothing was lost; try again in a moment."
+
+
+def as_app_error(exc: BaseException) -> AppError | None:
+    """The application error for ``exc``: itself, or ``unavailable`` when a backing service is down.
+
+    Both adapters (HTTP and WebSocket) use this, so a dead Redis or database gives people the
+    same clear answer everywhere instead of a 500 page or a socket closed with 1011.
+    """
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, redis.RedisError | OperationalError | InterfaceError):
+        return ServiceUnavailable(UNAVAILABLE_MESSAGE)
+    return None

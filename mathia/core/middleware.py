@@ -8,7 +8,7 @@ import structlog
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from mathia.core.errors import AppError
+from mathia.core.errors import AppError, as_app_error
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,11 @@ class AppErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, AppError):
-            log.info("app_error", code=exception.code, status=exception.http_status, path=request.path)
-            return error_response(request, exception)
-        return None
+        error = as_app_error(exception)
+        if error is None:
+            return None
+        if error is not exception:
+            log.error("service_unavailable", path=request.path, exc_info=exception)
+        else:
+            log.info("app_error", code=error.code, status=error.http_status, path=request.path)
+        return error_response(request, error)

@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import redis
 import structlog
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from mathia.chat import actions as chat_actions
 from mathia.chat.selectors import room_changes_since, room_history
-from mathia.core.errors import AppError
+from mathia.core.errors import AppError, as_app_error
 from mathia.realtime import presence, schemas
 from mathia.realtime.events import (
     bind_event_loop,
@@ -212,7 +213,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             await getattr(self, f"on_{frame.type}")(frame)
-        except AppError as error:
+        except Exception as exc:
+            error = as_app_error(exc)
+            if error is None:
+                raise
+            if error is not exc:
+                log.error("service_unavailable", frame_type=frame.type, exc_info=exc)
             await self._error(error.code, error.message, ref, **error.details)
 
     async def on_ping(self, frame: schemas.Ping) -> None:
@@ -325,9 +331,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _set_presence(self, status: str | None) -> None:
         if status is not None:
             self._status = status
-        before, after = await in_thread(presence.set_connection_status)(
-            user_id=self.user.pk, connection=self.connection_id, status=status
-        )
+        try:
+            before, after = await in_thread(presence.set_connection_status)(
+                user_id=self.user.pk, connection=self.connection_id, status=status
+            )
+        except redis.RedisError:
+            # Presence is a nicety: without Redis the socket still chats (from the database).
+            log.warning("presence_unavailable", user_id=self.user.pk)
+            return
         if before != after:
             for workspace_id in self.workspace_ids:
                 publish_presence(workspace_id, self.user.pk, after)
