@@ -239,3 +239,17 @@ def test_email_invite_is_for_that_address_only(client: Client, team: dict[str, A
         status=404,
         code="not_found",
     )
+
+
+def test_a_dead_mail_server_keeps_the_invite_and_says_so(client: Client, team: dict[str, Any], settings: Any) -> None:
+    from mathia.embedded.redis import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2
+    client.force_login(team["ada"])
+    response = _json(client, "POST", f"/api/rooms/{team['secret'].pk}/invites", {"email": "late@example.com"})
+    assert response.status_code == 201
+    body = response.json()
+    assert "could not be sent" in body["email_error"]
+    assert "late@example.com" in body["email_error"]
+    assert Invite.objects.filter(pk=body["invite"]["id"], revoked_at__isnull=True).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import smtplib
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from mathia.core.clock import Clock, system_clock
-from mathia.core.errors import InvalidInput, NotFound, PermissionDenied
+from mathia.core.errors import AppError, InvalidInput, NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, user_group
 from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.rooms.models import (
@@ -246,9 +247,28 @@ def invite_create(
     )
 
 
+class InviteEmailNotSent(AppError):
+    code = "email_not_sent"
+    http_status = 502
+
+
 def invite_email_send(*, invite: Invite, inviter: User, accept_url: str) -> None:
-    """Email an invitation created with an address (the link works once)."""
+    """Email an invitation created with an address (the link works once).
+
+    Raises :class:`InviteEmailNotSent` when the mail server fails; the invite stays valid.
+    """
     room = Room.objects.select_related("workspace").get(pk=invite.room_id)
+    try:
+        _send_invite_mail(invite, inviter, room, accept_url)
+    except (smtplib.SMTPException, OSError) as exc:
+        log.warning("invite_email_failed", invite_id=invite.pk, error=type(exc).__name__)
+        raise InviteEmailNotSent(
+            f"The invitation was created, but the email to {invite.email} could not be sent "
+            "(the mail server did not accept it). Share the link instead."
+        ) from None
+
+
+def _send_invite_mail(invite: Invite, inviter: User, room: Room, accept_url: str) -> None:
     send_mail(
         subject=f"[Mathia] {inviter.name} invited you to {room.name}",
         message=(

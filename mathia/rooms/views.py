@@ -155,9 +155,13 @@ def api_invites(request: HttpRequest, room_id: int) -> HttpResponse:
             email=body.email or "",
         )
         payload = _invite_payload(request, invite)
+        email_error = None
         if invite.email:
-            actions.invite_email_send(invite=invite, inviter=request_user(request), accept_url=payload["url"])
-        return ok({"invite": payload}, status=201)
+            try:
+                actions.invite_email_send(invite=invite, inviter=request_user(request), accept_url=payload["url"])
+            except actions.InviteEmailNotSent as error:
+                email_error = error.message
+        return ok({"invite": payload, "email_error": email_error}, status=201)
     access = access_room_for_user(user=request_user(request), room_id=room_id, need="write")
     invites = Invite.objects.filter(room_id=room_id, revoked_at__isnull=True)
     if not access.can_moderate:

@@ -553,7 +553,11 @@
       const email = el("input", { type: "email", placeholder: "name@example.com", "aria-label": "Invite by email" });
       items.push(el("form", { class: "inline invite-email", onsubmit: async (e) => {
         e.preventDefault();
-        try { await api("POST", `/api/rooms/${room.id}/invites`, { email: email.value }); out.textContent = `Invitation sent to ${email.value}.`; email.value = ""; }
+        try {
+          const data = await api("POST", `/api/rooms/${room.id}/invites`, { email: email.value });
+          if (data.email_error) out.replaceChildren(el("span", { class: "error", text: data.email_error }), el("input", { value: data.invite.url, readonly: true, "aria-label": "Invite link" }));
+          else { out.textContent = `Invitation sent to ${email.value}.`; email.value = ""; }
+        }
         catch (error) { out.textContent = error.message; }
       } }, email, el("button", { type: "submit", class: "small", text: "Send" })));
     }
