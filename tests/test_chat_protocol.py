@@ -109,6 +109,19 @@ async def test_retried_send_with_the_same_client_id_is_idempotent(team: dict[str
     await bob.close()
 
 
+async def test_a_resend_after_leaving_a_private_room_reads_nothing_back(team: dict[str, Any]) -> None:
+    from mathia.rooms.actions import room_leave
+
+    bob = await connect(team["bob"])
+    frame = {"type": "send", "room_id": team["secret"].pk, "client_id": "left-1", "body": "secret plans"}
+    assert (await bob.request(dict(frame), "ack"))["type"] == "ack"
+    await database_sync_to_async(room_leave)(user=team["bob"], room_id=team["secret"].pk)
+    reply = await bob.request(dict(frame))
+    assert reply["type"] == "error"
+    assert reply["code"] == "not_found"
+    await bob.close()
+
+
 @pytest.mark.parametrize(
     ("raw", "code"),
     [

@@ -110,6 +110,9 @@ def message_send(
     if existing is not None:
         if existing[1] != room_id:
             raise InvalidInput("That client_id was already used for a message in another room.", field="client_id")
+        # A retry reads the room: it passes the same check (someone who left a private room
+        # cannot read it back through a resend).
+        access_room_for_user(user=user, room_id=room_id)
         return message_payload_by_id(existing[0]), False
     body = check_body(body)
     access_room_for_user(user=user, room_id=room_id, need="write")

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from mathia.rooms.models import Room, RoomKind, RoomMembership
+from mathia.rooms.models import Invite, Room, RoomKind, RoomMembership
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
+    from mathia.rooms.access import RoomAccess
 
 
 def room_summary(room: Room, *, display_name: str | None = None) -> dict[str, Any]:
@@ -103,3 +104,11 @@ def room_members(*, room_id: int) -> list[dict[str, Any]]:
 
 def room_member_count(*, room_id: int) -> int:
     return RoomMembership.objects.filter(room_id=room_id).count()
+
+
+def room_invites(*, access: RoomAccess) -> list[Invite]:
+    """Open invites a member may see: all of them for moderators, their own for others."""
+    invites = Invite.objects.filter(room_id=access.room.pk, revoked_at__isnull=True)
+    if not access.can_moderate:
+        invites = invites.filter(created_by_id=access.user_id)
+    return list(invites)

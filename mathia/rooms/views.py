@@ -12,20 +12,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from mathia.core.errors import AppError
 from mathia.core.http import api_login_required, ok, parse_body, request_user
-from mathia.realtime import presence
 from mathia.rooms import actions, schemas, selectors
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.models import Invite
 from mathia.workspaces.access import access_workspace_for_user
-from mathia.workspaces.selectors import memberships_for_user, workspace_members
+from mathia.workspaces.selectors import memberships_for_user, workspace_people
 
 PENDING_INVITE = "mathia_pending_invite"
-
-
-def _people(membership: Any) -> list[dict[str, Any]]:
-    members = workspace_members(membership=membership)
-    status = presence.statuses(m.user_id for m in members)
-    return [{"id": m.user_id, "name": m.user.name, "role": m.role, "status": status[m.user_id]} for m in members]
 
 
 @login_required
@@ -35,7 +28,7 @@ def chat(request: HttpRequest, slug: str) -> HttpResponse:
         "user": {"id": request_user(request).pk, "name": request_user(request).name},
         "workspace": {"id": membership.workspace_id, "slug": slug, "name": membership.workspace.name},
         "rooms": selectors.sidebar_rooms(user=request_user(request), workspace_id=membership.workspace_id),
-        "people": _people(membership),
+        "people": workspace_people(membership=membership),
     }
     return render(
         request,
@@ -78,7 +71,7 @@ def api_browse(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def api_people(request: HttpRequest, slug: str) -> HttpResponse:
     membership = access_workspace_for_user(user=request_user(request), slug=slug)
-    return ok({"people": _people(membership)})
+    return ok({"people": workspace_people(membership=membership)})
 
 
 @api_login_required
@@ -163,10 +156,7 @@ def api_invites(request: HttpRequest, room_id: int) -> HttpResponse:
                 email_error = error.message
         return ok({"invite": payload, "email_error": email_error}, status=201)
     access = access_room_for_user(user=request_user(request), room_id=room_id, need="write")
-    invites = Invite.objects.filter(room_id=room_id, revoked_at__isnull=True)
-    if not access.can_moderate:
-        invites = invites.filter(created_by=request_user(request))
-    return ok({"invites": [_invite_payload(request, invite) for invite in invites]})
+    return ok({"invites": [_invite_payload(request, invite) for invite in selectors.room_invites(access=access)]})
 
 
 @api_login_required

@@ -8,11 +8,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from mathia.core.errors import InvalidInput, NotFound
+from mathia.core.errors import InvalidInput
 from mathia.core.http import request_user
 from mathia.workspaces import actions, selectors
 from mathia.workspaces.access import access_workspace_for_user
-from mathia.workspaces.models import Membership, Role
+from mathia.workspaces.models import Role
 
 
 @login_required
@@ -62,9 +62,7 @@ def workspace_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def member_set_role(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
     actor = access_workspace_for_user(user=request_user(request), slug=slug)
-    target = Membership.objects.filter(workspace_id=actor.workspace_id, user_id=user_id).select_related("user").first()
-    if target is None:
-        raise NotFound("That person is not in this workspace.")
+    target = selectors.member_of_workspace(workspace_id=actor.workspace_id, user_id=user_id)
     actions.membership_set_role(actor=actor, target=target, role=request.POST.get("role", ""))
     messages.success(request, f"{target.user.name} is now {target.get_role_display().lower()}.")
     return redirect("workspace_detail", slug=slug)
