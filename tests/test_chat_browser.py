@@ -98,20 +98,29 @@ def test_two_people_chat_in_two_rooms_and_switch() -> None:
         ada_page.screenshot(path=str(SCREENSHOTS / "chat-desktop.png"))
 
 
-def test_chat_works_at_375px_with_drawers() -> None:
+def _alone_in_a_room() -> tuple[str, int, str]:
+    """One person with one room: (room page path, room id, session cookie)."""
     workspace, (ada,) = make_team(1)
     room = make_room(ada, workspace, "general")
-    cookie = session_cookie_sync(ada)
+    return f"/w/{workspace.slug}/#room-{room.pk}", room.pk, session_cookie_sync(ada)
+
+
+def _open(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector(".room-start")  # history loaded
+
+
+def test_chat_works_at_375px_with_drawers() -> None:
+    path, room_id, cookie = _alone_in_a_room()
     with running_server() as base, chromium() as browser:
         page = _signed_in_page(browser, base, cookie, viewport={"width": 375, "height": 740})
-        page.goto(f"{base}/w/{workspace.slug}/#room-{room.pk}")
-        page.wait_for_selector(".room-start")
-        assert not page.is_visible(f"a[data-room-id='{room.pk}']") or page.evaluate(
+        _open(page, base + path)
+        assert not page.is_visible(f"a[data-room-id='{room_id}']") or page.evaluate(
             "document.getElementById('sidebar').getBoundingClientRect().right <= 0"
         )
         page.click("#open-sidebar")
         page.wait_for_function("document.getElementById('sidebar').getBoundingClientRect().left >= 0")
-        page.click(f"a[data-room-id='{room.pk}']")
+        page.click(f"a[data-room-id='{room_id}']")
         page.fill("#composer-input", "small screen")
         page.press("#composer-input", "Enter")
         page.wait_for_selector(".message .body:has-text('small screen')")
@@ -122,13 +131,10 @@ def test_chat_works_at_375px_with_drawers() -> None:
 
 def test_sent_messages_do_not_stay_pending() -> None:
     """Whichever arrives first, the broadcast or the ack, the message ends up drawn as sent."""
-    workspace, (ada,) = make_team(1)
-    room = make_room(ada, workspace, "general")
-    cookie = session_cookie_sync(ada)
+    path, _, cookie = _alone_in_a_room()
     with running_server() as base, chromium() as browser:
         page = _signed_in_page(browser, base, cookie)
-        page.goto(f"{base}/w/{workspace.slug}/#room-{room.pk}")
-        page.wait_for_selector(".room-start")
+        _open(page, base + path)
         for i in range(5):
             page.fill("#composer-input", f"quick message {i}")
             page.press("#composer-input", "Enter")
