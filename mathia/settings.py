@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "mathia.rooms",
     "mathia.chat",
     "mathia.realtime",
+    "mathia.assistant",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +125,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Accounts -------------------------------------------------------------------------
@@ -166,6 +170,26 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Mathia] "
 # --- Chat -----------------------------------------------------------------------------
 # Messages one person may send, per window ("30/10s": 30 every 10 seconds).
 MESSAGE_RATE_LIMIT = CONFIG.MESSAGE_RATE_LIMIT
+
+# --- The assistant (@mathia) ------------------------------------------------------------
+# Providers in fallback order; one without its key (or base URL) is skipped.
+LLM_PROVIDERS = CONFIG.LLM_PROVIDERS
+ANTHROPIC_API_KEY = CONFIG.ANTHROPIC_API_KEY.get_secret_value() if CONFIG.ANTHROPIC_API_KEY else ""
+ANTHROPIC_BASE_URL = CONFIG.ANTHROPIC_BASE_URL
+ANTHROPIC_MODEL = CONFIG.ANTHROPIC_MODEL
+OPENAI_API_KEY = CONFIG.OPENAI_API_KEY.get_secret_value() if CONFIG.OPENAI_API_KEY else ""
+OPENAI_BASE_URL = CONFIG.OPENAI_BASE_URL
+OPENAI_MODEL = CONFIG.OPENAI_MODEL
+LLM_FIRST_TOKEN_TIMEOUT = CONFIG.LLM_FIRST_TOKEN_TIMEOUT
+LLM_IDLE_TIMEOUT = CONFIG.LLM_IDLE_TIMEOUT
+LLM_MAX_RETRIES = CONFIG.LLM_MAX_RETRIES
+LLM_MAX_OUTPUT_TOKENS = CONFIG.LLM_MAX_OUTPUT_TOKENS
+LLM_CONTEXT_TOKENS = CONFIG.LLM_CONTEXT_TOKENS
+LLM_PRICES = CONFIG.LLM_PRICES
+ASSISTANT_MAX_PER_USER = CONFIG.ASSISTANT_MAX_PER_USER
+ASSISTANT_MAX_PER_WORKSPACE = CONFIG.ASSISTANT_MAX_PER_WORKSPACE
+ASSISTANT_MAX_TOTAL = CONFIG.ASSISTANT_MAX_TOTAL
+ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

@@ -47,7 +47,7 @@ def test_signup_page_renders_with_display_name_and_browser_timezone_field(client
 
 def test_registration_then_verification_then_login(client: Client) -> None:
     _sign_up(client)
-    user = User.objects.get()
+    user = User.objects.get(is_assistant=False)
     assert user.email == "ada@example.com"  # stored lowercased
     assert user.display_name == "Ada Lovelace"
     assert user.timezone == "Africa/Nairobi"
@@ -81,13 +81,13 @@ def test_signup_rejects_weak_passwords(client: Client) -> None:
     )
     assert response.status_code == 200
     assert "password1" in response.context["form"].errors
-    assert not User.objects.exists()
+    assert not User.objects.filter(is_assistant=False).exists()
 
 
 def test_signup_with_a_taken_email_reveals_nothing_and_warns_the_owner(client: Client) -> None:
     make_user(email="taken@example.com")
     _sign_up(client, email="TAKEN@example.com")
-    assert User.objects.count() == 1
+    assert User.objects.filter(is_assistant=False).count() == 1
     assert mail.outbox[-1].to == ["taken@example.com"]
     assert "already" in mail.outbox[-1].body.lower()
 

@@ -6,20 +6,22 @@ import structlog
 from django.db import transaction
 
 from mathia.accounts.models import User, normalize_email
+from mathia.assistant.actions import assistant_room_ensure
 from mathia.workspaces.actions import workspace_create_default
 
 log = structlog.get_logger(__name__)
 
 
 def user_register(*, user: User) -> User:
-    """Save a new user together with their default workspace, in one transaction."""
+    """Save a new user with their default workspace and private room with Mathia, in one transaction."""
     user.email = normalize_email(user.email)
     if not user.display_name:
         user.display_name = user.email.split("@", 1)[0][:80]
     user.full_clean(exclude=["password"])
     with transaction.atomic():
         user.save()
-        workspace_create_default(owner=user)
+        workspace = workspace_create_default(owner=user)
+        assistant_room_ensure(user=user, workspace_id=workspace.pk)
     log.info("user_registered", user_id=user.pk)
     return user
 

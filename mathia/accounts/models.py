@@ -39,6 +39,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
+    # The assistant's own account (there is one): it cannot sign in and never passes an
+    # access check as itself; it acts only on behalf of the person who asked.
+    is_assistant = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=dj_timezone.now)
 
     objects: ClassVar[UserManager] = UserManager()

@@ -14,7 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, Reaction
+from mathia.assistant.identity import assistant_user, mentions_assistant
+from mathia.assistant.triggers import assistant_answer_wanted, assistant_schedule_answer
+from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, MessageStatus, Reaction
 from mathia.chat.rendering import Mentionable, render_markdown
 from mathia.chat.selectors import message_payload_by_id, new_message_payload
 from mathia.core.clock import Clock, system_clock
@@ -85,10 +87,14 @@ def _next_version(room_id: int) -> int:
 def _mentionable(room_id: int, body: str) -> list[Mentionable]:
     if "@" not in body:  # most messages mention no one: skip loading the member list
         return []
-    return [
+    members = [
         Mentionable(user_id=uid, name=name)
         for uid, name in RoomMembership.objects.filter(room_id=room_id).values_list("user_id", "user__display_name")
     ]
+    if mentions_assistant(body):  # @mathia is mentionable in every room, member or not (yet)
+        mathia = assistant_user()
+        members.append(Mentionable(user_id=mathia.pk, name=mathia.name))
+    return members
 
 
 def message_send(
@@ -115,7 +121,7 @@ def message_send(
         access_room_for_user(user=user, room_id=room_id)
         return message_payload_by_id(existing[0]), False
     body = check_body(body)
-    access_room_for_user(user=user, room_id=room_id, need="write")
+    access = access_room_for_user(user=user, room_id=room_id, need="write")
     check_rate(
         scope="message", subject=user.pk, rate=Rate.parse(settings.MESSAGE_RATE_LIMIT), clock=clock, what="messages"
     )
@@ -146,6 +152,11 @@ def message_send(
             )
             payload = new_message_payload(message, mentions=rendered.mentioned_user_ids)
             _publish_message("message.new", payload)
+            if assistant_answer_wanted(user=user, room=access.room, body=body):
+                message_id = message.pk
+                transaction.on_commit(
+                    lambda: assistant_schedule_answer(trigger_message_id=message_id, asker_id=user.pk)
+                )
     except IntegrityError:
         # The same client_id raced in from another tab or process: return the winner.
         winner = Message.objects.filter(author=user, client_id=client_id).values_list("pk", flat=True).first()
@@ -228,6 +239,46 @@ def reaction_set(*, user: User, message_id: int, emoji: str, present: bool) -> d
         Message.objects.filter(pk=message.pk).update(version=version)
         payload = message_payload_by_id(message.pk)
         _publish_message("message.updated", payload)
+    return payload
+
+
+def internal_message_post(
+    *,
+    author: User,
+    room_id: int,
+    body: str,
+    status: str = MessageStatus.DONE,
+    reply_to_id: int | None = None,
+    clock: Clock = system_clock,
+) -> Message:
+    """Post as the assistant, with no access check: the caller checked the asker's access.
+
+    Used inside the caller's transaction; the event goes out after it commits.
+    """
+    rendered = render_markdown(body) if body else None
+    version = _next_version(room_id)
+    message = Message.objects.create(
+        room_id=room_id,
+        author=author,
+        body=body,
+        body_html=rendered.html if rendered else "",
+        reply_to_id=reply_to_id,
+        status=status,
+        seq=version,
+        version=version,
+        created_at=clock.now(),
+    )
+    _publish_message("message.new", message_payload_by_id(message.pk))
+    return message
+
+
+def internal_message_finish(*, message_id: int, room_id: int, body: str, status: str) -> dict[str, Any]:
+    """Write the final text of a streamed message (inside the caller's transaction)."""
+    version = _next_version(room_id)
+    html = render_markdown(body).html if body else ""
+    Message.objects.filter(pk=message_id).update(body=body, body_html=html, status=status, version=version)
+    payload = message_payload_by_id(message_id)
+    _publish_message("message.updated", payload)
     return payload
 
 

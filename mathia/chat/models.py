@@ -8,6 +8,15 @@ CLIENT_ID_MAX = 64
 EMOJI_MAX = 32
 
 
+class MessageStatus(models.TextChoices):
+    """Only the assistant's answers leave ``DONE``: they are written while they stream."""
+
+    DONE = "", "Done"
+    STREAMING = "streaming", "Streaming"
+    STOPPED = "stopped", "Stopped"
+    FAILED = "failed", "Failed"
+
+
 class Message(models.Model):
     """A message in a room.
 
@@ -30,6 +39,7 @@ class Message(models.Model):
     created_at = models.DateTimeField()
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]

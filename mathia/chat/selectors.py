@@ -9,7 +9,8 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 
 from mathia.accounts.models import User
-from mathia.chat.models import Message, Reaction
+from mathia.assistant.buffer import buffer_snapshots
+from mathia.chat.models import Message, MessageStatus, Reaction
 
 HISTORY_PAGE_MAX = 100
 CATCH_UP_MAX = 500
@@ -41,7 +42,7 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
         "seq": message.seq,
         "version": message.version,
         "client_id": message.client_id,
-        "author": {"id": author.pk, "name": author.name} if author else None,
+        "author": {"id": author.pk, "name": author.name, "assistant": author.is_assistant} if author else None,
         "body": "" if deleted else message.body,
         "html": "" if deleted else message.body_html,
         "reply_to": None
@@ -49,6 +50,7 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
         else {
             "id": reply.pk,
             "author": reply.author.name if reply.author else None,
+            "author_id": reply.author_id,
             "excerpt": "" if reply.deleted_at else reply.body[:REPLY_EXCERPT],
             "deleted": reply.deleted_at is not None,
         },
@@ -57,6 +59,7 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
         "created_at": message.created_at.isoformat(),
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
+        "status": message.status or "done",
     }
 
 
@@ -69,7 +72,15 @@ def message_payload_by_id(message_id: int) -> dict[str, Any]:
 
 
 def payloads(messages: Iterable[Message]) -> list[dict[str, Any]]:
-    return [message_payload(message) for message in messages]
+    """Payloads, with the text so far of answers still being written (see assistant.buffer)."""
+    result = [message_payload(message) for message in messages]
+    streaming = [p["id"] for p in result if p["status"] == MessageStatus.STREAMING]
+    if streaming:
+        snapshots = buffer_snapshots(streaming)
+        for payload in result:
+            if (snapshot := snapshots.get(payload["id"])) is not None:
+                payload["stream"] = {"text": snapshot.text, "chunk": snapshot.chunk}
+    return result
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+ProviderName = Literal["anthropic", "openai", "builtin"]
+DEFAULT_PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "openai", "builtin")
 
 
 class ConfigError(Exception):
@@ -54,6 +56,24 @@ class MathiaConfig(BaseModel):
     CHANNEL_LAYER: Literal["pubsub", "core"] = "pubsub"
     MESSAGE_RATE_LIMIT: str = Field(default="30/10s", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
 
+    LLM_PROVIDERS: list[ProviderName] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS), min_length=1)
+    ANTHROPIC_API_KEY: SecretStr | None = None
+    ANTHROPIC_BASE_URL: str | None = None
+    ANTHROPIC_MODEL: str = "claude-sonnet-4-5"
+    OPENAI_API_KEY: SecretStr | None = None
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_MODEL: str = "gpt-4o-mini"
+    LLM_FIRST_TOKEN_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
+    LLM_IDLE_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
+    LLM_MAX_RETRIES: int = Field(default=2, ge=0, le=10)
+    LLM_MAX_OUTPUT_TOKENS: int = Field(default=1024, ge=16, le=64_000)
+    LLM_CONTEXT_TOKENS: int = Field(default=8000, ge=500, le=1_000_000)
+    LLM_PRICES: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    ASSISTANT_MAX_PER_USER: int = Field(default=2, ge=1)
+    ASSISTANT_MAX_PER_WORKSPACE: int = Field(default=10, ge=1)
+    ASSISTANT_MAX_TOTAL: int = Field(default=400, ge=1)
+    ASSISTANT_FLUSH_MS: int = Field(default=40, ge=5, le=1000)
+
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None
 
@@ -62,6 +82,40 @@ class MathiaConfig(BaseModel):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("LLM_PROVIDERS", mode="before")
+    @classmethod
+    def _provider_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip().lower() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("LLM_PRICES", mode="before")
+    @classmethod
+    def _prices(cls, value: object) -> object:
+        """``model=input/output,...`` in US dollars per million tokens, e.g. ``gpt-4o-mini=0.15/0.6``."""
+        if not isinstance(value, str):
+            return value
+        prices: dict[str, tuple[float, float]] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            model, sep, pair = item.partition("=")
+            parts = pair.split("/")
+            if not sep or not model.strip() or len(parts) != 2:
+                raise ValueError("must look like model=input/output,... (dollars per million tokens)")
+            try:
+                prices[model.strip()] = (float(parts[0]), float(parts[1]))
+            except ValueError:
+                raise ValueError("prices must be numbers, like gpt-4o-mini=0.15/0.6") from None
+        return prices
+
+    @field_validator("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value
 
     @field_validator("LOG_LEVEL", mode="before")

@@ -7,7 +7,9 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|sessionid", re.IGNORECASE)
+_SECRET_KEYS = re.compile(
+    r"pass(word)?|secret|(?<!first_)token(?!s)|api[_-]?key|authorization|cookie|sessionid", re.IGNORECASE
+)
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@", re.IGNORECASE)
 REDACTED = "[redacted]"
 

@@ -25,6 +25,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from pydantic import ValidationError
 
+from mathia.assistant import actions as assistant_actions
 from mathia.chat import actions as chat_actions
 from mathia.chat.selectors import room_changes_since, room_history
 from mathia.core.errors import AppError, as_app_error
@@ -321,6 +322,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._error(error.code, error.message, frame.ref, room_id=int(key))
                 continue
             await self._send({"type": "sync", "ref": frame.ref, "room_id": int(key), **result})
+
+    async def on_stop(self, frame: schemas.Stop) -> None:
+        payload = await database_sync_to_async(assistant_actions.assistant_stop)(
+            user=self.user, message_id=frame.message_id
+        )
+        await self._send({"type": "ack", "ref": frame.ref, "message": payload})
 
     async def on_presence(self, frame: schemas.Presence) -> None:
         await self._set_presence(frame.status)

@@ -123,6 +123,19 @@ def bind_event_loop() -> None:
     _outbox.bind(asyncio.get_running_loop())
 
 
+def web_event_loop() -> asyncio.AbstractEventLoop | None:
+    """The web process's running event loop, or None (Celery, management commands)."""
+    loop = _outbox.loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return None
+    return loop
+
+
+def send_on_commit(group: str, message: dict[str, Any]) -> None:
+    """Send a raw channel-layer message (not a client frame) to ``group`` after commit."""
+    transaction.on_commit(lambda: _group_send(group, message))
+
+
 def publish_presence(workspace_id: int, user_id: int, status: str) -> None:
     """Announce a presence change within about a second (coalesced per workspace)."""
     bind_event_loop()

@@ -84,12 +84,19 @@ class Presence(_Frame):
     status: Literal["online", "away"]
 
 
+class Stop(_Frame):
+    """Stop the answer @mathia is writing in ``message_id`` (the asker or a moderator)."""
+
+    type: Literal["stop"]
+    message_id: MessageId
+
+
 class Ping(_Frame):
     type: Literal["ping"]
 
 
 ClientFrame = Annotated[
-    Subscribe | Unsubscribe | Send | Edit | Delete | React | Read | Typing | History | Sync | Presence | Ping,
+    Subscribe | Unsubscribe | Send | Edit | Delete | React | Read | Typing | History | Sync | Presence | Stop | Ping,
     Field(discriminator="type"),
 ]
 CLIENT_FRAME = TypeAdapter(ClientFrame)
@@ -106,6 +113,7 @@ FRAME_TYPES = frozenset(
         "history",
         "sync",
         "presence",
+        "stop",
         "ping",
     ]
 )

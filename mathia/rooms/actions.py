@@ -161,7 +161,12 @@ def room_leave(*, user: User, room_id: int) -> None:
     with transaction.atomic():
         if access.room_role == RoomRole.OWNER and not access.room.is_direct:
             # The room keeps an owner: the longest-standing moderator, else member.
-            others = RoomMembership.objects.select_for_update().filter(room_id=room_id).exclude(user=user)
+            others = (
+                RoomMembership.objects.select_for_update()
+                .filter(room_id=room_id)
+                .exclude(user=user)
+                .exclude(user__is_assistant=True)
+            )
             successor = others.filter(role=RoomRole.MODERATOR).first() or others.first()
             if successor is not None:
                 RoomMembership.objects.filter(pk=successor.pk).update(role=RoomRole.OWNER)

@@ -31,6 +31,7 @@
     replyTo: null,
     pending: new Map(), // client_id -> send frame, resent after a reconnect (idempotent)
     refs: new Map(), // ref -> {resolve, reject}
+    streams: new Map(), // message id -> {text, shown, chunk}: answers being written by @mathia
     nextRef: 1,
   };
 
@@ -137,6 +138,7 @@
           if (frame.client_id && state.current === frame.message.room_id) renderMessages({ keepBottom: true });
         }
         break;
+      case "message.stream": onStream(frame); break;
       case "sync": applySync(frame); break;
       case "typing": onTyping(frame); break;
       case "presence": onPresence(frame); break;
@@ -154,7 +156,11 @@
     const room = state.rooms.get(message.room_id);
     if (!room) return;
     const known = room.messages.get(message.id);
-    if (known && known.version >= message.version) return; // stale or duplicate
+    trackStream(message);
+    if (known && known.version >= message.version) { // stale or duplicate (but maybe a fresher stream snapshot)
+      if (message.stream && state.current === room.id) drawStream(message.id);
+      return;
+    }
     room.messages.set(message.id, message);
     if (!known) {
       room.order.push(message.id);
@@ -169,6 +175,65 @@
     room.version = Math.max(room.version, message.version);
     if (state.current === room.id) { renderMessages({ keepBottom: true }); renderTyping(); markRead(); }
     renderSidebar();
+  }
+
+  // --- Streamed answers ------------------------------------------------------------------
+  // The server sends text in numbered chunks; a message loaded mid-answer carries the text so
+  // far and its chunk number, so later chunks apply once each. A gap asks for the message again.
+  function trackStream(message) {
+    if (message.status !== "streaming") { state.streams.delete(message.id); return; }
+    const entry = state.streams.get(message.id);
+    const snapshot = message.stream || { text: "", chunk: 0 };
+    if (!entry) state.streams.set(message.id, { text: snapshot.text, shown: snapshot.text.length, chunk: snapshot.chunk });
+    else if (snapshot.chunk > entry.chunk) { entry.text = snapshot.text; entry.chunk = snapshot.chunk; }
+  }
+
+  function onStream(frame) {
+    const room = state.rooms.get(frame.room_id);
+    const message = room && room.messages.get(frame.message_id);
+    const entry = state.streams.get(frame.message_id);
+    if (!message || !entry) return; // not loaded: history or sync will bring the text so far
+    if (frame.chunk <= entry.chunk) return; // already in the snapshot
+    if (frame.chunk > entry.chunk + 1) { // missed a chunk: fetch the message with its snapshot
+      send({ type: "sync", rooms: { [room.id]: Math.max(0, message.version - 1) } });
+      return;
+    }
+    entry.text += frame.delta;
+    entry.chunk = frame.chunk;
+    if (state.current === room.id) animateStreams();
+  }
+
+  let animating = false;
+  function animateStreams() {
+    if (animating) return;
+    animating = true;
+    const step = () => {
+      let more = false;
+      for (const [id, entry] of state.streams) {
+        if (entry.shown >= entry.text.length) continue;
+        // Reveal a share of the backlog each frame: smooth at any token rate, never far behind.
+        const backlog = entry.text.length - entry.shown;
+        entry.shown += Math.max(1, Math.ceil(backlog / 8));
+        drawStream(id);
+        if (entry.shown < entry.text.length) more = true;
+      }
+      if (more) requestAnimationFrame(step); else animating = false;
+    };
+    requestAnimationFrame(step);
+  }
+
+  function drawStream(id) {
+    const node = document.querySelector(`#messages [data-message-id="${id}"] .body`);
+    const entry = state.streams.get(id);
+    if (!node || !entry) return;
+    const stick = atBottom();
+    fillStreamBody(node, entry);
+    if (stick) $("messages").scrollTop = $("messages").scrollHeight;
+  }
+
+  function fillStreamBody(body, entry) {
+    if (!entry.text) { body.replaceChildren(el("span", { class: "thinking", text: "Mathia is thinking" })); return; }
+    body.replaceChildren(document.createTextNode(entry.text.slice(0, entry.shown)), el("span", { class: "caret", "aria-hidden": "true" }));
   }
 
   function applySync(frame) {
@@ -393,8 +458,24 @@
       quote.textContent = message.reply_to.deleted ? "A deleted message" : `${message.reply_to.author || "Someone"}: ${message.reply_to.excerpt}`;
     }
     const body = node.querySelector(".body");
+    if (message.author && message.author.assistant) node.classList.add("assistant");
+    const stream = state.streams.get(message.id);
     if (message.deleted) { node.classList.add("deleted"); body.textContent = "This message was deleted."; }
-    else body.innerHTML = message.html; // sanitized on the server (nh3)
+    else if (message.status === "streaming" && stream) {
+      node.classList.add("streaming");
+      body.setAttribute("aria-busy", "true");
+      fillStreamBody(body, stream);
+      const asker = message.reply_to && message.reply_to.author_id === state.me.id;
+      const stop = node.querySelector(".stop");
+      stop.hidden = !(asker || room.canModerate);
+      stop.addEventListener("click", () => { stop.disabled = true; request({ type: "stop", message_id: message.id }).catch((e) => { stop.disabled = false; showError(e.message); }); });
+    } else body.innerHTML = message.html; // sanitized on the server (nh3)
+    if (message.status === "stopped" || message.status === "failed") {
+      node.classList.add(message.status);
+      const badge = node.querySelector(".status-badge");
+      badge.hidden = false;
+      badge.textContent = message.status === "stopped" ? "(stopped)" : "(not completed)";
+    }
     const reactions = node.querySelector(".reactions");
     for (const r of message.reactions) {
       const mine = r.user_ids.includes(state.me.id);
@@ -406,7 +487,7 @@
     const member = room.member !== false && !room.archived;
     node.querySelector('[data-action="edit"]').hidden = !mine || message.deleted;
     node.querySelector('[data-action="delete"]').hidden = message.deleted || !(mine || room.canModerate);
-    node.querySelector(".actions").hidden = !member || message.deleted;
+    node.querySelector(".actions").hidden = !member || message.deleted || message.status === "streaming";
     node.querySelector(".actions").addEventListener("click", (event) => {
       const action = event.target.closest("button")?.dataset.action;
       if (action) onMessageAction(action, message);

@@ -1,0 +1,284 @@
+"""OpenAI and OpenAI-compatible servers, through the official ``openai`` SDK's Chat Completions API.
+
+Compatible servers (Ollama, vLLM, llama.cpp, LM Studio, the Hugging Face router) speak
+the same streaming format; they differ in small ways this provider tolerates: no usage
+chunk, tool calls without ids or split into one piece, ``stop`` instead of ``tool_calls``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx2
+import openai
+import structlog
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionFunctionToolParam,
+    ChatCompletionMessageParam,
+)
+from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
+
+from . import _http
+from ._http import Malformed, as_int, as_str, parse_arguments
+from .base import (
+    Finish,
+    FinishReason,
+    LLMError,
+    LLMRequest,
+    ProviderInfo,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    Usage,
+)
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: Sent when no key is configured: local servers ignore it, and the SDK refuses an empty one.
+PLACEHOLDER_KEY = "not-needed"
+#: How errors name a provider.
+_LABELS = {
+    "openai": "OpenAI",
+    "ollama": "Ollama",
+    "vllm": "vLLM",
+    "llamacpp": "llama.cpp",
+    "lmstudio": "LM Studio",
+    "huggingface": "Hugging Face",
+}
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "end",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+}
+
+
+class OpenAICompatibleProvider:
+    """Streams answers from OpenAI, or from any server that speaks its Chat Completions API.
+
+    ``base_url`` is the API root the SDK appends ``/chat/completions`` to (for OpenAI
+    ``https://api.openai.com/v1``, for Ollama ``http://localhost:11434/v1``). ``name`` is
+    what :class:`ProviderInfo` and errors report. Against OpenAI itself the length limit
+    is sent as ``max_completion_tokens`` (its newer models refuse ``max_tokens``); other
+    servers get ``max_tokens``, which they all understand. SDK retries are off, as for
+    :class:`~mathia.assistant.llm.anthropic_provider.AnthropicProvider`.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        name: str = "openai",
+        key_setting: str = "OPENAI_API_KEY",
+    ) -> None:
+        self.name = name
+        self.model = model
+        self._label = _LABELS.get(name, name)
+        self._key_setting = key_setting
+        self._official = base_url is None or base_url.rstrip("/") == DEFAULT_BASE_URL
+        # An explicit base URL keeps the SDK from reading OPENAI_BASE_URL itself.
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or PLACEHOLDER_KEY,
+            base_url=base_url or DEFAULT_BASE_URL,
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            max_retries=0,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.close()
+
+    async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+        tools = _tools(request)
+        try:
+            chunks = await self._client.chat.completions.create(
+                model=self.model,
+                messages=_messages(request),
+                tools=tools or openai.omit,
+                stream=True,
+                stream_options={"include_usage": True},
+                max_completion_tokens=request.max_tokens if self._official else openai.omit,
+                max_tokens=openai.omit if self._official else request.max_tokens,
+            )
+        except Exception as exc:
+            raise self._error(exc, started=False) from None
+        async with chunks:
+            yield ProviderInfo(self.name, self.model)
+            completion = _Completion()
+            iterator = aiter(chunks)
+            while True:
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    raise self._error(exc, started=True) from None
+                try:
+                    produced = completion.feed(chunk)
+                except Malformed:
+                    log.info("llm_malformed_event", provider=self.name)
+                    raise _http.malformed_error(provider=self.name, label=self._label) from None
+                for produced_event in produced:
+                    yield produced_event
+            try:
+                final = completion.finish()
+            except Malformed:
+                raise _http.malformed_error(provider=self.name, label=self._label) from None
+            if final is None:
+                raise _http.ended_early_error(provider=self.name, label=self._label)
+            for produced_event in final:
+                yield produced_event
+
+    def _error(self, exc: Exception, *, started: bool) -> LLMError:
+        """Translate an exception from the SDK or the transport; re-raise anything else."""
+        error = self._translate(exc, started=started)
+        if error is None:
+            raise exc
+        request_id = None
+        if isinstance(exc, openai.APIStatusError):
+            request_id = _http.safe_token(exc.request_id)
+        log.info(
+            "llm_provider_error",
+            provider=self.name,
+            kind=error.kind,
+            status=error.status,
+            error=type(exc).__name__,
+            request_id=request_id,
+        )
+        return error
+
+    def _translate(self, exc: Exception, *, started: bool) -> LLMError | None:
+        provider, label = self.name, self._label
+        if isinstance(exc, openai.APIStatusError):
+            return _http.status_error(
+                provider=provider,
+                label=label,
+                status=exc.status_code,
+                headers=exc.response.headers,
+                key_setting=self._key_setting,
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return LLMError("timeout", f"{label} did not answer in time.", provider=provider)
+        if isinstance(exc, openai.APIConnectionError):
+            # The SDK wraps transport failures mid-stream too; the cause says which.
+            message = f"The connection to {label} broke mid-answer." if started else f"Could not connect to {label}."
+            return LLMError("connection", message, provider=provider)
+        if isinstance(exc, openai.APIResponseValidationError | ValueError):
+            # ValueError: the SDK parses each chunk with json.loads, unguarded.
+            return _http.malformed_error(provider=provider, label=label)
+        if isinstance(exc, openai.APIError):
+            # A `{"error": ...}` chunk inside the stream.
+            return _http.stream_error(provider=provider, label=label, error_type=exc.code or exc.type)
+        transport = _http.transport_error(provider=provider, label=label, exc=exc, started=started)
+        if transport is not None:
+            return transport
+        if isinstance(exc, openai.OpenAIError):
+            return LLMError("upstream", f"{label} failed.", provider=provider)
+        return None
+
+
+def _messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
+    messages: list[ChatCompletionMessageParam] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    for turn in request.messages:
+        if turn.role == "user":
+            messages.append({"role": "user", "content": turn.content})
+        else:
+            messages.append({"role": "assistant", "content": turn.content})
+    return messages
+
+
+def _tools(request: LLMRequest) -> list[ChatCompletionFunctionToolParam]:
+    return [
+        {
+            "type": "function",
+            "function": {"name": tool.name, "description": tool.description, "parameters": tool.input_schema},
+        }
+        for tool in request.tools
+    ]
+
+
+@dataclass
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class _Completion:
+    """The state of one streamed completion: tool-call fragments, usage and the finish reason.
+
+    Tool-call fragments are keyed by their ``index``; ``id``, ``function.name`` and
+    ``function.arguments`` pieces are concatenated as they come. As with the Anthropic
+    SDK, chunk models are not validated, so values are checked as they are read.
+    """
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    calls: dict[int, _PendingCall] = field(default_factory=dict)
+
+    def feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
+        try:
+            return self._feed(chunk)
+        except (AttributeError, TypeError, KeyError) as exc:
+            raise Malformed(type(exc).__name__) from None
+
+    def _feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
+        if chunk.usage is not None:
+            self.usage = Usage(as_int(chunk.usage.prompt_tokens), as_int(chunk.usage.completion_tokens))
+        if not isinstance(chunk.choices, list):
+            raise Malformed("no choices")
+        produced: list[StreamEvent] = []
+        for choice in chunk.choices:
+            if choice.index not in (0, None):
+                continue  # only one choice is asked for
+            delta = choice.delta
+            if delta is None and choice.finish_reason is None:
+                raise Malformed("a choice with neither delta nor finish reason")
+            if delta is not None:
+                if delta.content is not None and as_str(delta.content):
+                    produced.append(TextDelta(delta.content))
+                for fragment in delta.tool_calls or ():
+                    self._add_fragment(fragment)
+            if choice.finish_reason is not None:
+                self.finish_reason = as_str(choice.finish_reason)
+        return produced
+
+    def _add_fragment(self, fragment: ChoiceDeltaToolCall) -> None:
+        # Some servers send each call whole, without an index: each is then a call of its own.
+        index = as_int(fragment.index) if fragment.index is not None else len(self.calls)
+        call = self.calls.setdefault(index, _PendingCall())
+        if fragment.id:
+            call.id = as_str(fragment.id)
+        function = fragment.function
+        if function is not None:
+            if function.name:
+                call.name += as_str(function.name)
+            if function.arguments:
+                call.arguments += as_str(function.arguments)
+
+    def finish(self) -> list[StreamEvent] | None:
+        """The closing events, or None if the stream ended before a finish reason."""
+        if self.finish_reason is None:
+            return None
+        produced: list[StreamEvent] = []
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            if not call.name:
+                raise Malformed("a tool call without a name")
+            produced.append(ToolCall(call.id or f"call_{index}", call.name, parse_arguments(call.arguments)))
+        if self.usage is not None:
+            produced.append(self.usage)
+        reason = _FINISH_REASONS.get(self.finish_reason, "other")
+        if reason == "end" and self.calls:
+            reason = "tool_use"  # some servers say "stop" after tool calls
+        produced.append(Finish(reason))
+        return produced

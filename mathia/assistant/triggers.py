@@ -1,0 +1,31 @@
+"""When @mathia answers: a mention anywhere, or any message in a person's room with Mathia.
+
+Slash commands join these when the tool router lands.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mathia.assistant.identity import assistant_direct_key, assistant_user, mentions_assistant
+from mathia.rooms.models import Room
+
+if TYPE_CHECKING:
+    from mathia.accounts.models import User
+
+
+def assistant_answer_wanted(*, user: User, room: Room, body: str) -> bool:
+    if user.is_assistant:
+        return False
+    if mentions_assistant(body):
+        return True
+    if room.is_direct and room.direct_key.count(",") == 1:
+        return room.direct_key == assistant_direct_key(user.pk, assistant_user().pk)
+    return False
+
+
+def assistant_schedule_answer(*, trigger_message_id: int, asker_id: int) -> None:
+    """Start the answer to a committed message (called after commit, from any thread)."""
+    from mathia.assistant.runner import schedule_answer  # the runner imports chat, which imports this
+
+    schedule_answer(trigger_message_id=trigger_message_id, asker_id=asker_id)
