@@ -41,13 +41,16 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` process on this run's broker; yields once it answers a ping."""
+def celery_worker(*, startup_timeout: float = 30.0, database: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on this run's broker; yields once it answers a ping.
+
+    ``database``: on this test's database (from ``django_db(transaction=True)`` tests).
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "mathia", "worker", "--pool", "solo", "--loglevel", "WARNING",
          "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", "--without-mingle", "--without-gossip"],
         cwd=PROJECT_ROOT,
-        env=test_process_env(),
+        env=test_process_env(**(_database_env() if database else {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -65,28 +68,33 @@ def celery_worker(*, startup_timeout: float = 30.0) -> Iterator[subprocess.Popen
 
 
 @contextmanager
-def running_server(*, startup_timeout: float = 30.0) -> Iterator[str]:
+def running_server(*, startup_timeout: float = 30.0, env: dict[str, str] | None = None) -> Iterator[str]:
     """Mathia under uvicorn, as production runs it, on this test's database and Redis.
 
     Use from ``django_db(transaction=True)`` tests, so the server sees committed rows.
-    Yields the base URL.
+    Yields the base URL. ``env`` adds environment variables (settings) for the server.
     """
-    import urllib.request
+    with server_process(startup_timeout=startup_timeout, env=env) as (base, _):
+        yield base
 
-    from django.db import connection
+
+@contextmanager
+def server_process(
+    *, startup_timeout: float = 30.0, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`running_server`, yielding the process too (to kill it)."""
+    import urllib.request
 
     from mathia.embedded.redis import free_port
 
     port = free_port()
-    env = test_process_env(
-        MATHIA_TEST_DATABASE_NAME=str(connection.settings_dict["NAME"]),
-        TEST_DATABASE_URL=os.environ.get("TEST_DATABASE_URL", "") or _database_url_for_child(),
-    )
+    # The test's own Redis prefix, so the test reads what the server wrote (and cleans it up).
+    child_env = test_process_env(**_database_env(), MATHIA_TEST_REDIS_PREFIX=settings.REDIS_KEY_PREFIX, **(env or {}))
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "mathia.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
          "--ws-per-message-deflate", "false", "--ws-max-size", "65536"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -102,9 +110,20 @@ def running_server(*, startup_timeout: float = 30.0) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise TimeoutError("server did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield base, process
     finally:
-        stop_process(process)
+        if process.poll() is None:
+            stop_process(process)
+
+
+def _database_env() -> dict[str, str]:
+    """Point a child process at this test's database."""
+    from django.db import connection
+
+    return {
+        "MATHIA_TEST_DATABASE_NAME": str(connection.settings_dict["NAME"]),
+        "TEST_DATABASE_URL": os.environ.get("TEST_DATABASE_URL", "") or _database_url_for_child(),
+    }
 
 
 def _database_url_for_child() -> str:

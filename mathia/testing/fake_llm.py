@@ -9,6 +9,8 @@
 - ``POST /v1/chat/completions``: OpenAI Chat Completions streaming (``data:`` chunks of
   ``chat.completion.chunk``, a final usage chunk when ``stream_options.include_usage``
   is set, then ``data: [DONE]``).
+- ``GET /stats``: each request's arrival and first-token wall-clock times, so a benchmark
+  in another process can subtract the server's own time to first token.
 
 Every answer is described by a :class:`Reply`: the text and its pace, tool calls, usage,
 or a failure (an HTTP error, a cut connection, a malformed or error event, a stall).
@@ -53,6 +55,7 @@ Send = Callable[[Message], Awaitable[None]]
 DEFAULT_TEXT = "This is the fake model answering."
 ANTHROPIC_PATH = "/v1/messages"
 OPENAI_PATH = "/v1/chat/completions"
+STATS_PATH = "/stats"  # GET: per-request timings (see FakeLLMServer._stats)
 
 _ROUTES: dict[str, Api] = {ANTHROPIC_PATH: "anthropic", OPENAI_PATH: "openai"}
 _ANTHROPIC_STOP_REASONS: dict[FakeFinish, str] = {"end": "end_turn", "max_tokens": "max_tokens", "tool_use": "tool_use"}
@@ -157,6 +160,10 @@ class RecordedRequest:
     #: The client went away before the answer was complete.
     disconnected: bool = False
     received_at: float = field(default_factory=time.monotonic)
+    #: Wall-clock (``time.time()``) times, comparable across processes: the request arrived,
+    #: and the first text token was handed to the socket. Benchmarks read them at ``GET /stats``.
+    received_wall: float = field(default_factory=time.time)
+    first_token_wall: float | None = None
 
     @property
     def api_key(self) -> str | None:
@@ -299,9 +306,13 @@ class FakeLLMServer:
         if scope["type"] != "http":
             return
         self._loop = asyncio.get_running_loop()
+        arrived = time.time()
         raw = await _read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
+        if path == STATS_PATH and scope["method"] == "GET":
+            await _send_json(send, 200, self._stats(scope.get("query_string", b"")))
+            return
         api = _ROUTES.get(path)
         if api is None or scope["method"] != "POST":
             await _send_json(send, 404, {"error": {"type": "not_found_error", "message": f"No route {path}"}})
@@ -317,7 +328,7 @@ class FakeLLMServer:
         reply = self._next_reply(api)
         if reply.echo:
             reply = replace(reply, text=f"Echo: {_last_user_text(body)}", tokens=None)
-        record = RecordedRequest(api=api, path=path, headers=headers, body=body, reply=reply)
+        record = RecordedRequest(api=api, path=path, headers=headers, body=body, reply=reply, received_wall=arrived)
         if self.require_key is not None and record.api_key != self.require_key:
             record.reply = reply = Reply(status=401)
         self.requests.append(record)
@@ -344,6 +355,28 @@ class FakeLLMServer:
                     record.disconnected = True
                 event.set()
                 return
+
+    def _stats(self, query: bytes) -> dict[str, Any]:
+        """Timings of the requests from number ``since`` on (``GET /stats?since=N``), for a benchmark.
+
+        The server's own time to first token is ``first_token_at - received_at`` (wall clock).
+        """
+        match = re.search(rb"(?:^|&)since=(\d+)", query)
+        since = int(match.group(1)) if match else 0
+        records = list(self.requests)[since:]
+        return {
+            "since": since,
+            "requests": [
+                {
+                    "received_at": r.received_wall,
+                    "first_token_at": r.first_token_wall,
+                    "completed": r.completed,
+                    "disconnected": r.disconnected,
+                    "last_user_text": _last_user_text(r.body)[-200:],
+                }
+                for r in records
+            ],
+        }
 
     def _release_waiting(self) -> None:
         for event in list(self._waiting):
@@ -428,6 +461,8 @@ class _Response:
                 if delay > 0:
                     await self._sleep(delay)
             await write_token(token)
+            if self.record.first_token_wall is None:
+                self.record.first_token_wall = time.time()
         await self._checkpoint(len(self.tokens), last=True)
 
     async def _checkpoint(self, sent: int, *, last: bool = False) -> None:
