@@ -6,6 +6,7 @@ streaming format (``mathia.testing.fake_llm``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -285,6 +286,12 @@ async def test_the_asker_stops_an_answer_the_upstream_is_cancelled_and_the_text_
     run = await database_sync_to_async(AssistantRun.objects.get)()
     assert run.state == RunState.STOPPED
     assert run.stopped_by_id == team["bob"].pk
+    # The provider never sent its final count: the usage row says so, with the prompt it knew.
+    usage = await database_sync_to_async(UsageRecord.objects.get)()
+    assert usage.estimated
+    assert usage.input_tokens == 12  # from Anthropic's message_start
+    assert usage.output_tokens > 0
+    assert usage.outcome == "stopped"
     assert len(await answers(general)) == 1
     # Stopping again changes nothing.
     again = await bob.request({"type": "stop", "message_id": answer_id}, "ack")
@@ -418,6 +425,90 @@ async def test_a_person_over_their_concurrency_limit_is_told_to_try_again(
         if frame["message"]["author"]["assistant"] and frame["message"]["status"] == "failed":
             busy = frame["message"]
     assert "try again" in busy["body"]
-    assert "1 answers" in busy["body"]
+    assert "You already have an answer on the way" in busy["body"]
     assert await database_sync_to_async(AssistantRun.objects.count)() == 1
+    await socket.close()
+
+
+async def _assistant_message_new(socket: Socket, room: Room) -> dict[str, Any]:
+    start = await socket.recv_until("message.new", timeout=5, room_id=room.pk)
+    while not start["message"]["author"]["assistant"]:
+        start = await socket.recv_until("message.new", timeout=5, room_id=room.pk)
+    return start["message"]
+
+
+async def _final(socket: Socket, answer_id: int, type_: str = "message.updated") -> dict[str, Any]:
+    frame = await socket.recv_until(type_, timeout=5)
+    while frame["message"]["id"] != answer_id:
+        frame = await socket.recv_until(type_, timeout=5)
+    return frame["message"]
+
+
+async def test_a_moderator_stops_someone_elses_answer(team: dict[str, Any], llm: FakeLLMServer) -> None:
+    llm.enqueue(Reply(text=" ".join(f"t{i}" for i in range(100)), tokens_per_second=50))
+    general = team["general"]
+    ada, bob = await subscribed(team["ada"], general), await subscribed(team["bob"], general)
+    await ask(bob, general, "@mathia long story please")  # Bob asks; Ada owns the room
+    answer = await _assistant_message_new(ada, general)
+    await ada.recv_until("message.stream", message_id=answer["id"])
+    assert (await ada.request({"type": "stop", "message_id": answer["id"]}, "ack"))["type"] == "ack"
+    final = await _final(bob, answer["id"])
+    assert final["status"] == "stopped"
+    assert final["body"].endswith("_Stopped by Ada._")
+    await ada.close()
+    await bob.close()
+
+
+async def test_stop_while_thinking_ends_the_answer_before_any_text(team: dict[str, Any], llm: FakeLLMServer) -> None:
+    llm.enqueue(Reply(text="never shown", initial_delay=1.5))
+    general = team["general"]
+    ada = await subscribed(team["ada"], general)
+    await ask(ada, general, "@mathia think hard")
+    answer = await _assistant_message_new(ada, general)
+    await ada.request({"type": "stop", "message_id": answer["id"]}, "ack")
+    final = await _final(ada, answer["id"])
+    assert final["status"] == "stopped"
+    assert final["body"] == "_Stopped by Ada._"
+    run = await database_sync_to_async(AssistantRun.objects.get)()
+    assert run.state == RunState.STOPPED
+    await ada.close()
+
+
+async def test_deleting_an_answer_mid_stream_stops_it_and_it_stays_deleted(
+    team: dict[str, Any], llm: FakeLLMServer
+) -> None:
+    llm.enqueue(Reply(text=" ".join(f"t{i}" for i in range(100)), tokens_per_second=50))
+    general = team["general"]
+    ada, bob = await subscribed(team["ada"], general), await subscribed(team["bob"], general)
+    await ask(bob, general, "@mathia say something rude")
+    answer = await _assistant_message_new(ada, general)
+    await ada.recv_until("message.stream", message_id=answer["id"])
+    deleted = await ada.request({"type": "delete", "message_id": answer["id"]}, "ack")  # Ada moderates
+    assert deleted["message"]["deleted"]
+    assert deleted["message"]["status"] == "done"
+    await _final(bob, answer["id"], "message.deleted")
+    deadline = asyncio.get_running_loop().time() + 5
+    while (await database_sync_to_async(AssistantRun.objects.get)()).state == RunState.RUNNING:
+        assert asyncio.get_running_loop().time() < deadline, "the answer went on after its deletion"
+        await asyncio.sleep(0.05)
+    stored = await database_sync_to_async(Message.objects.get)(pk=answer["id"])
+    assert stored.deleted_at is not None
+    assert stored.body == ""
+    page = await bob.request({"type": "history", "room_id": general.pk}, "history")
+    loaded = next(m for m in page["messages"] if m["id"] == answer["id"])
+    assert loaded["deleted"]
+    assert "stream" not in loaded
+    await ada.close()
+    await bob.close()
+
+
+async def test_multibyte_text_streams_and_is_stored_intact(team: dict[str, Any], llm: FakeLLMServer) -> None:
+    text = "Ça marche: 日本語のテキスト, emoji 🎉🚀 and ünïcödé."
+    llm.enqueue(Reply(text=text, tokens=tuple(text), tokens_per_second=200))  # one character per token
+    general = team["general"]
+    socket = await subscribed(team["ada"], general)
+    await ask(socket, general, "@mathia unicode?")
+    _, chunks, final = await answer_frames(socket, general)
+    assert "".join(c["delta"] for c in chunks) == text
+    assert final["message"]["body"] == text
     await socket.close()

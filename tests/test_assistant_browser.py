@@ -72,3 +72,27 @@ def test_the_offline_assistant_answers_in_the_private_room() -> None:
         page.press("#composer-input", "Enter")
         page.wait_for_selector(".message.assistant .body strong:has-text('Mathia')")  # rendered Markdown
         assert "ANTHROPIC_API_KEY" in page.inner_text(".message.assistant .body")
+
+
+def test_someone_who_opens_the_room_mid_answer_sees_the_text_so_far_then_the_rest() -> None:
+    workspace, (ada, bob) = make_team(2)
+    general = make_room(ada, workspace, "general", members=[bob])
+    cookies = {user.pk: session_cookie_sync(user) for user in (ada, bob)}
+    text = " ".join(f"word{i}" for i in range(60))
+    with FakeLLMServer(default=Reply(text=text, tokens_per_second=25)) as llm:
+        env = {"LLM_PROVIDERS": "anthropic", "ANTHROPIC_API_KEY": "browser-test", "ANTHROPIC_BASE_URL": llm.url}
+        with running_server(env=env) as base, chromium() as browser:
+            url = f"{base}/w/{workspace.slug}/#room-{general.pk}"
+            ada_page = _signed_in_page(browser, base, cookies[ada.pk])
+            ada_page.goto(url)
+            ada_page.wait_for_selector(".room-start")
+            ada_page.fill("#composer-input", "@mathia count to sixty")
+            ada_page.press("#composer-input", "Enter")
+            ada_page.wait_for_selector(".message.assistant.streaming .body:has-text('word10')")
+            # Bob opens the room now: the history page brings the text so far.
+            bob_page = _signed_in_page(browser, base, cookies[bob.pk])
+            bob_page.goto(url)
+            bob_page.wait_for_selector(".message.assistant.streaming .body:has-text('word5')")
+            bob_page.wait_for_selector(".message.assistant.streaming .body:has-text('word40')")  # then the rest
+            bob_page.wait_for_selector(".message.assistant:not(.streaming) .body:has-text('word59')")
+            assert bob_page.inner_text(".message.assistant .body") == text

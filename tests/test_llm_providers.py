@@ -161,7 +161,11 @@ async def test_text_streams_as_deltas_then_usage_and_finish(provider: Any, serve
         == ["Paris", " is", " sunny", " today."]
     )
     assert events[-2:] == [Usage(input_tokens=42, output_tokens=7), Finish("end")]
-    assert len(events) == 1 + len(deltas) + 2
+    # Anthropic reports the prompt's count at message_start too (a stopped answer still knows it).
+    early = 1 if provider.name == "anthropic" else 0
+    if early:
+        assert events[1] == Usage(input_tokens=42, output_tokens=1)
+    assert len(events) == 1 + early + len(deltas) + 2
 
 
 async def test_anthropic_request_carries_system_prompt_turns_and_key(
@@ -333,7 +337,8 @@ async def test_a_connection_cut_mid_stream_fails_after_the_partial_text(provider
 
     assert events[0] == ProviderInfo(provider.name, provider.model)
     assert text_of(events) == "one two three"
-    assert not [event for event in events if isinstance(event, Finish | Usage)]
+    assert not [event for event in events if isinstance(event, Finish)]
+    assert all(event.output_tokens <= 1 for event in events if isinstance(event, Usage))  # no final count
     assert error is not None
     assert (error.kind, error.retryable) == ("connection", True)
     assert "mid-answer" in error.message
@@ -402,7 +407,8 @@ async def test_a_stream_that_ends_without_its_closing_events_is_a_connection_err
     assert error is not None
     assert error.kind == "connection"
     assert "ended before it was complete" in error.message
-    assert not [event for event in events if isinstance(event, Finish | Usage)]
+    assert not [event for event in events if isinstance(event, Finish)]
+    assert all(event.output_tokens <= 1 for event in events if isinstance(event, Usage))  # no final count
 
 
 async def test_the_transport_timeout_is_a_timeout(provider: Any, server: FakeLLMServer) -> None:

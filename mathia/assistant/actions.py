@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from mathia.assistant.buffer import buffer_clear, buffer_text
 from mathia.assistant.identity import assistant_direct_key, assistant_user
@@ -64,8 +64,15 @@ def assistant_room_ensure(*, user: User, workspace_id: int) -> Room:
     return room
 
 
-def _join_room(room_id: int, mathia: User) -> None:
-    """Mathia becomes a visible member of a room the first time it answers there."""
+def _join_room(room: Room, mathia: User) -> None:
+    """Mathia becomes a visible member of a room the first time it answers there.
+
+    Not of a direct conversation between people: a mention there gets an answer, but Mathia
+    does not become a third party to it.
+    """
+    if room.is_direct:
+        return
+    room_id = room.pk
     _, created = RoomMembership.objects.get_or_create(room_id=room_id, user=mathia)
     if created:
         publish_on_commit(
@@ -84,8 +91,8 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
 
     trigger = Message.objects.filter(pk=trigger_message_id, deleted_at__isnull=True).first()
     asker = User.objects.filter(pk=asker_id, is_active=True).first()
-    if trigger is None or asker is None:
-        return None
+    if trigger is None or asker is None or AssistantRun.objects.filter(trigger=trigger).exists():
+        return None  # gone, or already answered (a redelivered task)
     try:
         access = access_room_for_user(user=asker, room_id=trigger.room_id, need="write")
     except AppError:
@@ -95,11 +102,11 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
     try:
         slot = slot_acquire(run_key=run_key, user_id=asker.pk, workspace_id=access.room.workspace_id, clock=clock)
     except Busy as busy:
-        _post_busy(busy, trigger=trigger, mathia=mathia, clock=clock)
+        _post_busy(busy, trigger=trigger, room=access.room, mathia=mathia, clock=clock)
         return None
     try:
         with transaction.atomic():
-            _join_room(trigger.room_id, mathia)
+            _join_room(access.room, mathia)
             answer = internal_message_post(
                 author=mathia,
                 room_id=trigger.room_id,
@@ -117,6 +124,9 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
                 started_at=now,
                 heartbeat_at=now,
             )
+    except IntegrityError:  # the same question started twice at once: one answer
+        slot_release(slot)
+        return None
     except BaseException:
         slot_release(slot)
         raise
@@ -133,19 +143,20 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
 
 
 _BUSY_TEXT = {
-    "user": "You already have {limit} answers on the way; try again when one is done.",
+    "user": "You already have {answers} on the way; try again when one is done.",
     "workspace": "I'm answering {limit} questions in this workspace right now; try again in a moment.",
     "total": "I'm at capacity right now; try again in a moment.",
 }
 
 
-def _post_busy(busy: Busy, *, trigger: Message, mathia: User, clock: Clock) -> None:
+def _post_busy(busy: Busy, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
+    answers = "an answer" if busy.limit == 1 else f"{busy.limit} answers"
     with transaction.atomic():
-        _join_room(trigger.room_id, mathia)
+        _join_room(room, mathia)
         internal_message_post(
             author=mathia,
             room_id=trigger.room_id,
-            body="_" + _BUSY_TEXT[busy.scope].format(limit=busy.limit) + "_",
+            body="_" + _BUSY_TEXT[busy.scope].format(limit=busy.limit, answers=answers) + "_",
             status=MessageStatus.FAILED,
             reply_to_id=trigger.pk,
             clock=clock,
@@ -164,6 +175,7 @@ class RunOutcome:
     input_tokens: int = 0
     output_tokens: int = 0
     prompt_chars: int = 0
+    usage_estimated: bool = False
     first_token_ms: int | None = None
     total_ms: int | None = None
 
@@ -214,12 +226,13 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         if not claimed:
             return False
         run = AssistantRun.objects.select_related("room").get(pk=run_id)
-        internal_message_finish(
-            message_id=run.answer_id,
-            room_id=run.room_id,
-            body=_answer_body(outcome),
-            status=_MESSAGE_STATUS[RunState(outcome.state)],
-        )
+        if not Message.objects.filter(pk=run.answer_id, deleted_at__isnull=False).exists():  # deleted mid-answer
+            internal_message_finish(
+                message_id=run.answer_id,
+                room_id=run.room_id,
+                body=_answer_body(outcome),
+                status=_MESSAGE_STATUS[RunState(outcome.state)],
+            )
         if outcome.provider:
             UsageRecord.objects.create(
                 run=run,
@@ -231,6 +244,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 input_tokens=outcome.input_tokens,
                 output_tokens=outcome.output_tokens,
                 prompt_chars=outcome.prompt_chars,
+                estimated=outcome.usage_estimated,
                 cost_micros=price_micros(
                     model=outcome.model, input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens
                 ),
@@ -252,6 +266,13 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         total_ms=outcome.total_ms,
     )
     return True
+
+
+def assistant_stop_deleted_answer(*, message_id: int, by: str) -> None:
+    """The answer's message was deleted while being written: stop writing it."""
+    runs = AssistantRun.objects.filter(answer_id=message_id, state=RunState.RUNNING).values_list("pk", flat=True)
+    for run_id in runs:
+        send_on_commit(CONTROL_GROUP, {"type": "assistant.stop", "run_id": run_id, "by": by})
 
 
 def assistant_stop(*, user: User, message_id: int) -> dict[str, Any]:
@@ -281,12 +302,22 @@ def assistant_stop(*, user: User, message_id: int) -> dict[str, Any]:
     return message_payload_by_id(message_id)
 
 
-def assistant_runs_heartbeat(*, run_ids: list[int], clock: Clock = system_clock) -> set[int]:
-    """Mark ``run_ids`` alive; returns those someone asked to stop (a backstop for the control group)."""
+@dataclass(frozen=True)
+class Heartbeat:
+    stop: dict[int, str]  # run id -> who asked to stop it (a backstop for the control group)
+    gone: set[int]  # runs already finished by someone else (the reaper): stop working on them
+
+
+def assistant_runs_heartbeat(*, run_ids: list[int], clock: Clock = system_clock) -> Heartbeat:
+    """Mark ``run_ids`` alive, and say which of them should stop."""
     if not run_ids:
-        return set()
+        return Heartbeat(stop={}, gone=set())
     AssistantRun.objects.filter(pk__in=run_ids, state=RunState.RUNNING).update(heartbeat_at=clock.now())
-    return set(AssistantRun.objects.filter(pk__in=run_ids, stopped_by__isnull=False).values_list("pk", flat=True))
+    rows = AssistantRun.objects.filter(pk__in=run_ids).values_list("pk", "state", "stopped_by__display_name")
+    return Heartbeat(
+        stop={pk: name or "someone" for pk, state, name in rows if state == RunState.RUNNING and name is not None},
+        gone={pk for pk, state, _ in rows if state != RunState.RUNNING},
+    )
 
 
 def assistant_runs_reap(*, clock: Clock = system_clock) -> int:

@@ -12,7 +12,6 @@ has been measured, a deliberately pessimistic ratio keeps the prompt well inside
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from mathia.accounts.models import User
-from mathia.assistant.identity import assistant_user
+from mathia.assistant.identity import assistant_user, without_mention
 from mathia.assistant.llm.base import ChatTurn, LLMRequest
 from mathia.assistant.models import UsageRecord
 from mathia.chat.models import Message, MessageStatus
@@ -34,7 +33,6 @@ from mathia.rooms.models import Room
 HISTORY_MESSAGES_MAX = 60
 UNMEASURED_TOKENS_PER_CHAR = 0.5  # pessimistic: real text runs about 0.25-0.3
 _RATIO_CACHE_SECONDS = 60.0
-_MENTION = re.compile(r"(?<![\w@])@mathia(?![\w])[,:]?\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,7 @@ class BuiltPrompt:
     request: LLMRequest
     prompt_chars: int
     estimated_tokens: int
+    counter: TokenCounter
     history_included: int = 0
     sections: list[str] = field(default_factory=list)
 
@@ -111,7 +110,7 @@ def _turn_text(message: Message, mathia_id: int) -> tuple[str, str]:
     if message.author_id == mathia_id:
         return "assistant", message.body
     name = message.author.name if message.author else "Someone"
-    return "user", f"{name}: {_MENTION.sub('', message.body).strip() or message.body}"
+    return "user", f"{name}: {without_mention(message.body)}"
 
 
 class ContextManager:
@@ -159,7 +158,12 @@ class ContextManager:
         request = LLMRequest(system=system, messages=merged, max_tokens=settings.LLM_MAX_OUTPUT_TOKENS)
         chars = len(system) + sum(len(turn.content) for turn in merged)
         return BuiltPrompt(
-            request=request, prompt_chars=chars, estimated_tokens=used, history_included=len(turns), sections=sections
+            request=request,
+            prompt_chars=chars,
+            estimated_tokens=used,
+            counter=self.counter,
+            history_included=len(turns),
+            sections=sections,
         )
 
 

@@ -33,6 +33,11 @@ def mentions_assistant(body: str) -> bool:
     return _MENTION.search(body) is not None
 
 
+def without_mention(body: str) -> str:
+    """The question with "@mathia" (and a comma or colon after it) taken out."""
+    return re.sub(_MENTION.pattern + r"[,:]?\s*", "", body, flags=re.IGNORECASE).strip() or body
+
+
 def assistant_direct_key(user_id: int, assistant_id: int) -> str:
     """The ``direct_key`` of a person's private room with Mathia (sorted member ids)."""
     return ",".join(str(uid) for uid in sorted((user_id, assistant_id)))

@@ -11,9 +11,6 @@ class RunState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-ACTIVE_RUN_STATES = (RunState.RUNNING,)
-
-
 class AssistantRun(models.Model):
     """One answer by @mathia: who asked, where, and how it went.
 
@@ -24,7 +21,8 @@ class AssistantRun(models.Model):
 
     room = models.ForeignKey("rooms.Room", on_delete=models.CASCADE, related_name="+")
     asker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    trigger = models.ForeignKey("chat.Message", on_delete=models.SET_NULL, null=True, related_name="+")
+    # One answer per question: a redelivered task or a retry finds the run already there.
+    trigger = models.OneToOneField("chat.Message", on_delete=models.SET_NULL, null=True, related_name="+")
     answer = models.OneToOneField("chat.Message", on_delete=models.CASCADE, related_name="assistant_run")
     state = models.CharField(max_length=10, choices=RunState.choices, default=RunState.RUNNING)
     provider = models.CharField(max_length=32, blank=True)
@@ -61,6 +59,9 @@ class UsageRecord(models.Model):
     # The prompt's size in characters, beside the provider's token count: the measured
     # tokens-per-character ratio that budgets the next prompt (see context.py).
     prompt_chars = models.PositiveIntegerField(default=0)
+    # True when the provider never reported the counts (the answer was stopped or cut before
+    # its end): the tokens are estimated from the prompt budget and the text received.
+    estimated = models.BooleanField(default=False)
     # Cost in millionths of a US dollar (LLM_PRICES); integers, so sums are exact.
     cost_micros = models.PositiveBigIntegerField(default=0)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)

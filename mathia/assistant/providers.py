@@ -20,8 +20,6 @@ from mathia.assistant.llm.anthropic_provider import AnthropicProvider
 from mathia.assistant.llm.base import LLMError, LLMProvider, LLMRequest, StreamEvent, TextDelta, ToolCall
 from mathia.assistant.llm.chain import ProviderChain
 
-LOCAL_PLACEHOLDER_KEY = "not-needed"  # local OpenAI-compatible servers ignore the key
-
 
 def configured_models() -> list[LLMProvider]:
     """The real (network) providers that have what they need, in fallback order."""
@@ -42,7 +40,7 @@ def configured_models() -> list[LLMProvider]:
         elif name == "openai" and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL):
             providers.append(
                 OpenAICompatibleProvider(
-                    api_key=settings.OPENAI_API_KEY or LOCAL_PLACEHOLDER_KEY,
+                    api_key=settings.OPENAI_API_KEY,  # empty for a local server: the provider fills in a placeholder
                     model=settings.OPENAI_MODEL,
                     base_url=settings.OPENAI_BASE_URL,
                     timeout=timeout,
@@ -113,6 +111,16 @@ _SETTINGS = (
 _cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple[Any, ...], AssistantProvider]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def close_providers() -> None:
+    """Close the SDK clients cached for the running loop."""
+    cached = _cache.pop(asyncio.get_running_loop(), None)
+    if cached is not None and cached[1].chain is not None:
+        for provider in cached[1].chain.providers:
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def build_assistant_provider() -> AssistantProvider:

@@ -28,7 +28,6 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from mathia.accounts.models import User
 from mathia.assistant.actions import (
     CONTROL_GROUP,
     RunOutcome,
@@ -38,14 +37,15 @@ from mathia.assistant.actions import (
     assistant_runs_heartbeat,
 )
 from mathia.assistant.buffer import buffer_append
-from mathia.assistant.context import AnswerTarget, BuiltPrompt, ContextManager
+from mathia.assistant.context import BuiltPrompt, ContextManager
 from mathia.assistant.limits import slot_release, slot_renew
 from mathia.assistant.llm.base import Finish, LLMError, ProviderInfo, StreamEvent, TextDelta, Usage
 from mathia.assistant.models import RunState
-from mathia.assistant.providers import AssistantProvider, build_assistant_provider
-from mathia.chat.models import Message
+from mathia.assistant.providers import AssistantProvider, build_assistant_provider, close_providers
+from mathia.assistant.selectors import answer_target
+from mathia.chat.rendering import escape_markdown
+from mathia.core.redis import close_async_redis
 from mathia.realtime.events import DELIVER, encode, room_group, web_event_loop
-from mathia.rooms.models import Room
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +67,8 @@ class AnswerWriter:
         self.pending: list[str] = []
         self.pending_chars = 0
         self.chunks = 0
+        self.flushed = False  # the first delta goes out at once; later ones are coalesced
+        self.flush_failed = False
         self.last_flush = 0.0
         self.done = False
         self.wake = asyncio.Event()
@@ -90,9 +92,11 @@ class AnswerWriter:
                     if event.text:
                         if self.first_token_at is None:
                             self.first_token_at = time.monotonic()
-                        self.parts.append(event.text)
-                        self.pending.append(event.text)
-                        self.pending_chars += len(event.text)
+                        # A lone surrogate (a split \\ud83d escape) cannot be stored or sent.
+                        text = event.text.encode("utf-8", "replace").decode("utf-8")
+                        self.parts.append(text)
+                        self.pending.append(text)
+                        self.pending_chars += len(text)
                         self.wake.set()
                 elif isinstance(event, ProviderInfo):
                     self.provider, self.model = event.provider, event.model
@@ -104,22 +108,28 @@ class AnswerWriter:
                     log.info("assistant_tool_call_ignored", run_id=self.started.run_id)
 
     def stop(self, by: str) -> None:
-        if self.task is not None and not self.task.done():
+        """Cancel the provider stream; before it started, keep the request for when it would."""
+        if self.stop_by is None:
             self.stop_by = by
+        if self.task is not None and not self.task.done():
             self.task.cancel()
 
     async def close(self) -> None:
         """Send what is pending and end the flusher."""
         self.done = True
         self.wake.set()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await self.flusher
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the run itself is being cancelled, not just the flusher
 
     async def _flush_forever(self) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            if self.pending and self.chunks and not self.done and self.pending_chars < FLUSH_SIZE_CHARS:
+            if self.pending and self.flushed and not self.done and self.pending_chars < FLUSH_SIZE_CHARS:
                 delay = self.last_flush + self.flush_seconds - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -132,6 +142,7 @@ class AnswerWriter:
         text = "".join(self.pending)
         self.pending.clear()
         self.pending_chars = 0
+        self.flushed = True
         self.last_flush = time.monotonic()
         started = self.started
         try:
@@ -148,7 +159,9 @@ class AnswerWriter:
                 await layer.group_send(room_group(started.room_id), {"type": DELIVER, "text": encode(frame)})
             self.chunks = chunk
         except Exception:  # live delivery is best effort: the final text still reaches the database
-            log.exception("assistant_flush_failed", run_id=started.run_id)
+            if not self.flush_failed:  # once per answer, not once per delta
+                self.flush_failed = True
+                log.exception("assistant_flush_failed", run_id=started.run_id)
 
 
 @dataclass
@@ -158,6 +171,7 @@ class _Registry:
     writers: dict[int, AnswerWriter] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     listener: asyncio.Task[None] | None = None
+    channel: str | None = None
     heartbeat: asyncio.Task[None] | None = None
 
     def add(self, writer: AnswerWriter) -> None:
@@ -176,7 +190,7 @@ class _Registry:
         layer = get_channel_layer()
         if layer is None:
             return
-        channel = await layer.new_channel()
+        channel = self.channel = await layer.new_channel()
         await layer.group_add(CONTROL_GROUP, channel)
         try:
             while True:
@@ -192,13 +206,18 @@ class _Registry:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             writers = list(self.writers.values())
             try:
-                stopped = await _db(assistant_runs_heartbeat)(run_ids=[w.started.run_id for w in writers])
+                beat = await _db(assistant_runs_heartbeat)(run_ids=[w.started.run_id for w in writers])
                 await _db(slot_renew)([w.started.slot for w in writers])
+                layer = get_channel_layer()
+                if layer is not None and self.channel is not None:  # group membership expires on some layers
+                    await layer.group_add(CONTROL_GROUP, self.channel)
             except Exception:
                 log.exception("assistant_heartbeat_failed")
                 continue
-            for run_id in stopped:  # the control message was lost: stop anyway
-                self.stop(run_id, "someone")
+            for run_id, by in beat.stop.items():  # the control message was lost: stop anyway
+                self.stop(run_id, by)
+            for run_id in beat.gone:  # finished by the reaper: this work is no longer wanted
+                self.stop(run_id, "the server")
 
 
 _registries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Registry] = weakref.WeakKeyDictionary()
@@ -231,11 +250,7 @@ def schedule_answer(*, trigger_message_id: int, asker_id: int) -> None:
 
 
 def _prepare(started: StartedRun, provider: AssistantProvider) -> BuiltPrompt:
-    target = AnswerTarget(
-        asker=User.objects.get(pk=started.asker_id),
-        room=Room.objects.get(pk=started.room_id),
-        trigger=Message.objects.select_related("author").get(pk=started.trigger_id),
-    )
+    target = answer_target(asker_id=started.asker_id, room_id=started.room_id, trigger_id=started.trigger_id)
     name, model = provider.primary
     return ContextManager().build(target, provider=name, model=model)
 
@@ -251,19 +266,21 @@ async def run_answer(
     writer = AnswerWriter(started, flush_seconds=settings.ASSISTANT_FLUSH_MS / 1000)
     registry.add(writer)
     began = time.monotonic()
-    state, note, error_code, prompt_chars = RunState.DONE, "", "", 0
+    state, note, error_code = RunState.DONE, "", ""
+    prompt: BuiltPrompt | None = None
     try:
         chosen = provider or build_assistant_provider()
         prompt = await _db(_prepare)(started, chosen)
-        prompt_chars = prompt.prompt_chars
         writer.task = asyncio.ensure_future(writer.consume(chosen.stream(prompt.request)))
+        if writer.stop_by is not None:  # stopped while the prompt was being built
+            writer.task.cancel()
         try:
             await writer.task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if writer.stop_by is None or (current is not None and current.cancelling()):
                 raise
-            state, note, error_code = RunState.STOPPED, f"Stopped by {writer.stop_by}.", "stopped"
+            state, note, error_code = RunState.STOPPED, f"Stopped by {escape_markdown(writer.stop_by)}.", "stopped"
         if state == RunState.DONE and writer.finish == "max_tokens":
             note = "The answer reached its length limit."
     except LLMError as error:
@@ -281,26 +298,57 @@ async def run_answer(
         state, note, error_code = RunState.FAILED, "Something went wrong on our side; ask again.", "internal"
     finally:
         await writer.close()
-        usage = writer.usage
-        outcome = RunOutcome(
-            state=state,
-            text=writer.text,
-            note=note,
-            error_code=error_code,
-            provider=writer.provider,
-            model=writer.model,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-            prompt_chars=prompt_chars,
-            first_token_ms=round((writer.first_token_at - began) * 1000) if writer.first_token_at else None,
-            total_ms=round((time.monotonic() - began) * 1000),
-        )
+        outcome = _outcome(writer, prompt, state=state, note=note, error_code=error_code, began=began)
         registry.writers.pop(started.run_id, None)
         try:
-            await _db(assistant_answer_finish)(run_id=started.run_id, outcome=outcome)
+            await _finish(started.run_id, outcome)
         finally:
             await _db(slot_release)(started.slot)
     return started.run_id
+
+
+def _outcome(
+    writer: AnswerWriter, prompt: BuiltPrompt | None, *, state: str, note: str, error_code: str, began: float
+) -> RunOutcome:
+    usage, estimated = writer.usage, False
+    text = writer.text
+    if writer.provider and prompt is not None and writer.finish is None:
+        # Stopped or cut before the provider's final count: the prompt's count if the provider
+        # gave it (Anthropic does at the start), and the text received, measured.
+        input_tokens = usage.input_tokens if usage else prompt.estimated_tokens
+        counted = prompt.counter.count(text, provider=writer.provider, model=writer.model) if text else 0
+        usage, estimated = Usage(input_tokens, max(counted, usage.output_tokens if usage else 0)), True
+    return RunOutcome(
+        state=state,
+        text=text,
+        note=note,
+        error_code=error_code,
+        provider=writer.provider,
+        model=writer.model,
+        input_tokens=usage.input_tokens if usage else 0,
+        output_tokens=usage.output_tokens if usage else 0,
+        prompt_chars=prompt.prompt_chars if prompt else 0,
+        usage_estimated=estimated,
+        first_token_ms=round((writer.first_token_at - began) * 1000) if writer.first_token_at else None,
+        total_ms=round((time.monotonic() - began) * 1000),
+    )
+
+
+async def _finish(run_id: int, outcome: RunOutcome) -> None:
+    """Write the final answer; one retry, since a failure leaves "thinking" until the reaper comes."""
+    try:
+        await _db(assistant_answer_finish)(run_id=run_id, outcome=outcome)
+    except Exception:
+        log.exception("assistant_finish_failed", run_id=run_id)
+        await asyncio.sleep(0.5)
+        await _db(assistant_answer_finish)(run_id=run_id, outcome=outcome)
+
+
+async def close_loop_resources() -> None:
+    """Close what this event loop cached (SDK clients, Redis): for loops that end (Celery)."""
+    await close_providers()
+    await close_async_redis()
+    _registries.pop(asyncio.get_running_loop(), None)
 
 
 def _failure_note(error: LLMError, partial: bool) -> str:

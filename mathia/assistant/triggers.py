@@ -24,6 +24,13 @@ def assistant_answer_wanted(*, user: User, room: Room, body: str) -> bool:
     return False
 
 
+def assistant_stop_deleted_answer(*, message_id: int, by: str) -> None:
+    """An answer deleted while being written stops (inside the deleting transaction)."""
+    from mathia.assistant.actions import assistant_stop_deleted_answer as stop
+
+    stop(message_id=message_id, by=by)
+
+
 def assistant_schedule_answer(*, trigger_message_id: int, asker_id: int) -> None:
     """Start the answer to a committed message (called after commit, from any thread)."""
     from mathia.assistant.runner import schedule_answer  # the runner imports chat, which imports this

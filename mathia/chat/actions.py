@@ -15,7 +15,11 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from mathia.assistant.identity import assistant_user, mentions_assistant
-from mathia.assistant.triggers import assistant_answer_wanted, assistant_schedule_answer
+from mathia.assistant.triggers import (
+    assistant_answer_wanted,
+    assistant_schedule_answer,
+    assistant_stop_deleted_answer,
+)
 from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, MessageStatus, Reaction
 from mathia.chat.rendering import Mentionable, render_markdown
 from mathia.chat.selectors import message_payload_by_id, new_message_payload
@@ -207,7 +211,11 @@ def message_delete(*, user: User, message_id: int, clock: Clock = system_clock) 
         return message_payload_by_id(message.pk)
     with transaction.atomic():
         version = _next_version(message.room_id)
-        Message.objects.filter(pk=message.pk).update(body="", body_html="", deleted_at=clock.now(), version=version)
+        Message.objects.filter(pk=message.pk).update(
+            body="", body_html="", deleted_at=clock.now(), version=version, status=MessageStatus.DONE
+        )
+        if message.status == MessageStatus.STREAMING:
+            assistant_stop_deleted_answer(message_id=message.pk, by=user.name)
         message.mentions.clear()
         Reaction.objects.filter(message=message).delete()
         payload = message_payload_by_id(message.pk)

@@ -112,6 +112,14 @@ def render_markdown(text: str, *, members: Iterable[Mentionable] = ()) -> Render
     return Rendered(html=html.strip(), mentioned_user_ids=list(dict.fromkeys(env["mentioned"])))
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!<>|~])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` as literal characters inside Markdown (a display name in a generated message)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
 def sanitize_html(html: str) -> str:
     return nh3.clean(
         html,

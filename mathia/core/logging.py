@@ -7,9 +7,9 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = re.compile(
-    r"pass(word)?|secret|(?<!first_)token(?!s)|api[_-]?key|authorization|cookie|sessionid", re.IGNORECASE
-)
+_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|cookie|sessionid", re.IGNORECASE)
+# Counts and timings that merely contain "token".
+_NOT_SECRET = frozenset({"input_tokens", "output_tokens", "first_token_ms", "max_tokens"})
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@", re.IGNORECASE)
 REDACTED = "[redacted]"
 
@@ -17,7 +17,7 @@ REDACTED = "[redacted]"
 def redact_secrets(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """Drop values whose key looks secret, and credentials embedded in URLs."""
     for key, value in list(event_dict.items()):
-        if _SECRET_KEYS.search(key):
+        if _SECRET_KEYS.search(key) and key not in _NOT_SECRET:
             event_dict[key] = REDACTED
         elif isinstance(value, str) and "@" in value:
             event_dict[key] = _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", value)

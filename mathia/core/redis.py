@@ -28,6 +28,12 @@ def redis_key(*parts: object) -> str:
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
 
+async def close_async_redis() -> None:
+    client = _async_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+
+
 def get_async_redis() -> aioredis.Redis:
     """An asyncio client for the running event loop (asyncio clients cannot cross loops)."""
     loop = asyncio.get_running_loop()

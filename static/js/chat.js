@@ -156,11 +156,8 @@
     const room = state.rooms.get(message.room_id);
     if (!room) return;
     const known = room.messages.get(message.id);
-    trackStream(message);
-    if (known && known.version >= message.version) { // stale or duplicate (but maybe a fresher stream snapshot)
-      if (message.stream && state.current === room.id) drawStream(message.id);
-      return;
-    }
+    if (trackStream(message, known) && state.current === room.id) drawStream(message.id);
+    if (known && known.version >= message.version) return; // stale or duplicate
     room.messages.set(message.id, message);
     if (!known) {
       room.order.push(message.id);
@@ -180,12 +177,20 @@
   // --- Streamed answers ------------------------------------------------------------------
   // The server sends text in numbered chunks; a message loaded mid-answer carries the text so
   // far and its chunk number, so later chunks apply once each. A gap asks for the message again.
-  function trackStream(message) {
-    if (message.status !== "streaming") { state.streams.delete(message.id); return; }
+  // Returns true when the payload brought newer streamed text than the client had.
+  function trackStream(message, known) {
+    if (known && known.version > message.version) return false; // an older payload: it must not revive a stream
+    if (message.status !== "streaming" || message.deleted) { state.streams.delete(message.id); return false; }
     const entry = state.streams.get(message.id);
     const snapshot = message.stream || { text: "", chunk: 0 };
-    if (!entry) state.streams.set(message.id, { text: snapshot.text, shown: snapshot.text.length, chunk: snapshot.chunk });
-    else if (snapshot.chunk > entry.chunk) { entry.text = snapshot.text; entry.chunk = snapshot.chunk; }
+    if (!entry) {
+      state.streams.set(message.id, { text: snapshot.text, shown: snapshot.text.length, chunk: snapshot.chunk, resyncing: false });
+      return Boolean(known);
+    }
+    entry.resyncing = false;
+    if (snapshot.chunk <= entry.chunk) return false;
+    entry.text = snapshot.text; entry.chunk = snapshot.chunk; entry.shown = Math.min(entry.shown, entry.text.length);
+    return true;
   }
 
   function onStream(frame) {
@@ -194,8 +199,8 @@
     const entry = state.streams.get(frame.message_id);
     if (!message || !entry) return; // not loaded: history or sync will bring the text so far
     if (frame.chunk <= entry.chunk) return; // already in the snapshot
-    if (frame.chunk > entry.chunk + 1) { // missed a chunk: fetch the message with its snapshot
-      send({ type: "sync", rooms: { [room.id]: Math.max(0, message.version - 1) } });
+    if (frame.chunk > entry.chunk + 1) { // missed a chunk: fetch the message with its snapshot, once
+      if (!entry.resyncing) { entry.resyncing = true; send({ type: "sync", rooms: { [room.id]: Math.max(0, message.version - 1) } }); }
       return;
     }
     entry.text += frame.delta;
@@ -386,6 +391,7 @@
       const pane = $("messages");
       const fromBottom = pane.scrollHeight - pane.scrollTop;
       for (const message of page.messages) {
+        trackStream(message, room.messages.get(message.id)); // an answer being written: its text so far
         if (!room.messages.has(message.id)) { room.messages.set(message.id, message); room.order.push(message.id); }
         room.version = Math.max(room.version, message.version);
       }

@@ -207,6 +207,8 @@ class _Message:
             usage = event.message.usage
             self.input_tokens = _input_tokens(usage)
             self.output_tokens = as_int(usage.output_tokens)
+            # Known now: an answer stopped or cut later is still billed for its prompt.
+            return [Usage(self.input_tokens, self.output_tokens)]
         elif event.type == "content_block_start":
             block = event.content_block
             if block.type == "tool_use":
