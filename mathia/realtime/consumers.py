@@ -39,7 +39,7 @@ from mathia.realtime.events import (
     user_group,
     workspace_group,
 )
-from mathia.rooms.access import access_room_for_user
+from mathia.rooms.access import access_room_for_user, access_rooms_for_user
 from mathia.rooms.selectors import room_summary
 from mathia.workspaces.models import Membership
 
@@ -356,11 +356,12 @@ def _workspace_ids(user_id: int) -> list[int]:
 
 
 def _accessible_rooms(user: Any, room_ids: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Summaries of the rooms ``user`` may follow, in the order asked, and the ids not found."""
+    accesses = access_rooms_for_user(user=user, room_ids=room_ids)
     summaries, missing = [], []
     for room_id in dict.fromkeys(room_ids):
-        try:
-            access = access_room_for_user(user=user, room_id=room_id)
-        except AppError:
+        access = accesses.get(room_id)
+        if access is None:
             missing.append(room_id)
             continue
         summaries.append(

@@ -43,42 +43,71 @@ class RoomAccess:
         return self.workspace_role in ADMIN_ROLES and self.room.kind != RoomKind.DIRECT
 
 
-def access_room_for_user(*, user: User, room_id: int, need: Need = "read") -> RoomAccess:
-    """Fetch ``room_id`` for ``user`` and check they may ``need`` it, in one query.
-
-    A room that does not exist, one in a workspace the user is not in, and a private or
-    direct room they are not a member of all raise the same :class:`NotFound`.
-    """
-    if not isinstance(room_id, int) or room_id <= 0 or not user.is_authenticated or not user.is_active:
-        raise NotFound(ROOM_NOT_FOUND)
+def _rooms_with_roles(user: User, room_ids: list[int]) -> list[Room]:
     room_membership = RoomMembership.objects.filter(room=OuterRef("pk"), user=user)
-    room = (
-        Room.objects.filter(pk=room_id)
-        .annotate(
+    return list(
+        Room.objects.filter(pk__in=room_ids).annotate(
             workspace_role=Subquery(
                 Membership.objects.filter(workspace=OuterRef("workspace_id"), user=user).values("role")[:1]
             ),
             room_role=Subquery(room_membership.values("role")[:1]),
             last_read_seq_for_user=Subquery(room_membership.values("last_read_seq")[:1]),
         )
-        .first()
     )
-    if room is None or room.workspace_role is None:
-        raise NotFound(ROOM_NOT_FOUND)
-    if room.kind != RoomKind.PUBLIC and room.room_role is None:
-        raise NotFound(ROOM_NOT_FOUND)
-    access = RoomAccess(
+
+
+def _visible_access(room: Room, user: User) -> RoomAccess | None:
+    """The rule: the user's workspace, and for a private or direct room, its members only."""
+    if room.workspace_role is None:  # type: ignore[attr-defined]
+        return None
+    if room.kind != RoomKind.PUBLIC and room.room_role is None:  # type: ignore[attr-defined]
+        return None
+    return RoomAccess(
         room=room,
         user_id=user.pk,
-        room_role=room.room_role,
-        workspace_role=room.workspace_role,
-        last_read_seq=room.last_read_seq_for_user or 0,
+        room_role=room.room_role,  # type: ignore[attr-defined]
+        workspace_role=room.workspace_role,  # type: ignore[attr-defined]
+        last_read_seq=room.last_read_seq_for_user or 0,  # type: ignore[attr-defined]
     )
+
+
+def _usable(user: User) -> bool:
+    return bool(user.is_authenticated and user.is_active)
+
+
+def access_room_for_user(*, user: User, room_id: int, need: Need = "read") -> RoomAccess:
+    """Fetch ``room_id`` for ``user`` and check they may ``need`` it, in one query.
+
+    A room that does not exist, one in a workspace the user is not in, and a private or
+    direct room they are not a member of all raise the same :class:`NotFound`.
+    """
+    if not isinstance(room_id, int) or room_id <= 0 or not _usable(user):
+        raise NotFound(ROOM_NOT_FOUND)
+    rooms = _rooms_with_roles(user, [room_id])
+    access = _visible_access(rooms[0], user) if rooms else None
+    if access is None:
+        raise NotFound(ROOM_NOT_FOUND)
     if need == "write":
         check_can_write(access)
     elif need == "moderate" and not access.can_moderate:
         raise PermissionDenied("Only the room's owner and moderators can do that.")
     return access
+
+
+def access_rooms_for_user(*, user: User, room_ids: list[int]) -> dict[int, RoomAccess]:
+    """:func:`access_room_for_user` (read) for many rooms in one query: the rooms ``user`` may see.
+
+    Rooms missing from the answer are "not found", for the same reasons.
+    """
+    wanted = [room_id for room_id in dict.fromkeys(room_ids) if isinstance(room_id, int) and room_id > 0]
+    if not wanted or not _usable(user):
+        return {}
+    result = {}
+    for room in _rooms_with_roles(user, wanted):
+        access = _visible_access(room, user)
+        if access is not None:
+            result[room.pk] = access
+    return result
 
 
 def check_can_write(access: RoomAccess) -> None:

@@ -14,11 +14,10 @@ from mathia.core.errors import AppError
 from mathia.core.http import api_login_required, ok, parse_body, request_user
 from mathia.rooms import actions, schemas, selectors
 from mathia.rooms.access import access_room_for_user
+from mathia.rooms.invite_session import pending_invite_forget, pending_invite_remember
 from mathia.rooms.models import Invite
 from mathia.workspaces.access import access_workspace_for_user
 from mathia.workspaces.selectors import memberships_for_user, workspace_people
-
-PENDING_INVITE = "mathia_pending_invite"
 
 
 @login_required
@@ -175,26 +174,18 @@ def invite(request: HttpRequest, token: str) -> HttpResponse:
     if request.user.is_authenticated:
         room = actions.invite_room_if_member(user=request_user(request), token=token)
         if room is not None:
-            request.session.pop(PENDING_INVITE, None)
+            pending_invite_forget(request)
             return redirect(f"{reverse('chat', args=[room.workspace.slug])}#room-{room.pk}")
     try:
         details = actions.invite_details(token=token)
     except AppError as error:
-        request.session.pop(PENDING_INVITE, None)
+        pending_invite_forget(request)
         return render(request, "error.html", {"error": error}, status=error.http_status)
     if not request.user.is_authenticated:
-        request.session[PENDING_INVITE] = token
+        pending_invite_remember(request, token)
         return render(request, "rooms/invite.html", {"invite": details, "token": token})
     if request.method == "POST":
         room = actions.invite_accept(user=request_user(request), token=token)
-        request.session.pop(PENDING_INVITE, None)
+        pending_invite_forget(request)
         return redirect(f"{reverse('chat', args=[room.workspace.slug])}#room-{room.pk}")
     return render(request, "rooms/invite.html", {"invite": details, "token": token})
-
-
-def pending_invite_redirect(request: HttpRequest) -> HttpResponse | None:
-    """After sign-up and sign-in, a pending invite takes the user to it."""
-    token = request.session.get(PENDING_INVITE)
-    if token:
-        return redirect("invite", token=token)
-    return None

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from mathia.core.errors import InvalidInput
 from mathia.core.http import request_user
+from mathia.rooms.invite_session import pending_invite_token
 from mathia.workspaces import actions, selectors
 from mathia.workspaces.access import access_workspace_for_user
 from mathia.workspaces.models import Role
@@ -17,11 +18,9 @@ from mathia.workspaces.models import Role
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    from mathia.rooms.views import pending_invite_redirect
-
-    pending = pending_invite_redirect(request)
-    if pending is not None:
-        return pending
+    token = pending_invite_token(request)
+    if token is not None:  # signed up or in through an invite link: back to it
+        return redirect("invite", token=token)
     default = selectors.default_membership(user=request_user(request))
     if default is not None:
         return redirect("chat", slug=default.workspace.slug)
