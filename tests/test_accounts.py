@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -156,3 +157,18 @@ def test_admin_lists_users_and_workspaces(client: Client) -> None:
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     assert Membership.objects.filter(user__email="new@example.com", is_default=True).exists()
+
+
+def test_a_dead_mail_server_does_not_break_sign_up_or_password_reset(client: Client, settings: Any) -> None:
+    from mathia.embedded.redis import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2
+    _sign_up(client)  # a 302, not a 500
+    assert User.objects.filter(email="ada@example.com").exists()
+    page = client.get("/accounts/confirm-email/")
+    assert "could not send you the email" in page.content.decode()
+    client.logout()
+    response = client.post("/accounts/password/reset/", {"email": "ada@example.com"}, follow=True)
+    assert response.status_code == 200
+    assert "could not send you the email" in response.content.decode()
