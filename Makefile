@@ -42,6 +42,8 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	@$(BIN)/python bench/startup_and_latency.py
 	@$(BIN)/python bench/fanout.py
+	@$(BIN)/python bench/ai_stream.py
+	@$(BIN)/python bench/assistant_runner_choice.py
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "pip-tools>=7.5"

@@ -12,7 +12,8 @@ Per answer, the added time to first token is (the asker's socket receives the fi
 to first token, request received to first token sent, read from its ``GET /stats``).
 Every member must receive contiguous chunks and the final ``message.updated`` with status
 ``done`` and the full text; any that does not counts as incomplete. K rises step by step
-until the p99 added time to first token reaches 50 ms.
+until the p99 added time to first token reaches 50 ms (from 50 streams on; ``--keep-going``
+runs every step).
 
     .venv/bin/python bench/ai_stream.py                          # K = 10, 25, 50, 100, 200, 300...
     .venv/bin/python bench/ai_stream.py --streams 10,50,100,300 --quick
@@ -53,7 +54,7 @@ TTFT_LIMIT_MS = 50.0  # the search: most streams with p99 under this
 STREAMS_TARGET = 300
 DEFAULT_STREAMS = "10,25,50,100,200,300,400,500"
 QUICK_STREAMS = "10,50,100"
-WORDS = "the launch moved to March because the review found two open issues in billing and search".split()
+WORDS = ["the", "launch", "moved", "to", "March", "because", "the", "review", "found", "two", "open", "issues"]
 
 
 def answer_text(tokens: int) -> str:
@@ -101,6 +102,40 @@ def start_fake_llm(tokens: int, rate: float) -> tuple[subprocess.Popen[bytes], i
     )
     _wait_http(port, "/stats")
     return proc, port
+
+
+def _postgres_backends() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving the bench database (others share the server)."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if b"mathia_bench_ai" in cmdline.read_bytes():
+                found[int(cmdline.parent.name)] = _cpu_seconds_of(int(cmdline.parent.name))
+    return found
+
+
+def _cpu_seconds_of(pid: int) -> float:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds spent on anything but idle, all cores together (``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_quiet(limit: float = 120.0) -> None:
+    """Wait (up to ``limit`` s) until the machine is nearly idle: other work on it skews every figure."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        busy0 = _machine_busy_seconds()
+        await asyncio.sleep(1.0)
+        if _machine_busy_seconds() - busy0 < 0.15:
+            return
+    print("         (the machine stayed busy: other processes share the CPU during this step)", flush=True)
 
 
 def fake_stats(port: int, since: int) -> list[dict[str, Any]]:
@@ -154,6 +189,7 @@ class StepResult:
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     client_lag_ms: list[float] = field(default_factory=list)
+    timings: list[dict[str, Any]] = field(default_factory=list)  # per answer, for --dump
 
     @property
     def p99(self) -> float:
@@ -260,12 +296,26 @@ async def run_step(
     text: str,
     fake_port: int,
     pids: dict[str, int],
+    py_spy: str | None = None,
 ) -> StepResult:
     rooms = list(load.members)[:k]
+    profiler = None
+    if py_spy:  # sample the uvicorn processes holding the GIL (their Python CPU): collapsed stacks per step
+        out = Path(tempfile.gettempdir()) / f"ai_stream-k{k}-{os.getpid()}.txt"
+        profiler = subprocess.Popen(
+            [
+                *(py_spy, "record", "--pid", str(pids["mathia"]), "--subprocesses", "--rate", "250", "--gil"),
+                *("--nonblocking", "--format", "raw", "--output", str(out)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     result = StepResult(streams=k)
     questions: list[Question] = []
     since = len(await asyncio.to_thread(fake_stats, fake_port, 0))
     cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+    cpu0["machine"] = _machine_busy_seconds()
+    backends0 = _postgres_backends()
     client0 = time.process_time()
     lag_stop = asyncio.Event()
     lag = asyncio.ensure_future(_loop_lag(result.client_lag_ms, lag_stop))
@@ -278,7 +328,13 @@ async def run_step(
     lag_stop.set()
     await lag
     result.cpu = {name: (_cpu_seconds(pid) - cpu0[name]) for name, pid in pids.items()}
+    result.cpu["postgres"] = sum(cpu - backends0.get(pid, 0.0) for pid, cpu in _postgres_backends().items())
+    result.cpu["machine"] = _machine_busy_seconds() - cpu0["machine"]
     result.cpu["clients"] = time.process_time() - client0
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        await asyncio.to_thread(profiler.wait, 30)
+        print(f"         py-spy samples: {out}", flush=True)
     served = await asyncio.to_thread(fake_stats, fake_port, since)
     provider = {}
     for record in served:
@@ -303,9 +359,12 @@ async def run_step(
                 ok = False
                 result.failures.append(f"{question.tag} member {member.index}: {why}")
                 continue
-            assert view is not None and view.first_at is not None and view.last_at is not None
-            if view.last_at > view.first_at:
-                result.fps.append(view.frames / (view.last_at - view.first_at))
+            assert view is not None
+            assert view.first_at is not None
+            assert view.final_at is not None
+            # The stream lasts from its first frame to the final message.updated.
+            if view.final_at > view.first_at:
+                result.fps.append(view.frames / (view.final_at - view.first_at))
             result.frames_per_answer.append(view.frames)
         if not ok:
             result.incomplete += 1
@@ -317,6 +376,19 @@ async def run_step(
         result.added_ms.append((total_s - provider_s) * 1000)
         result.before_provider_ms.append((record["received_at"] - question.sent_at) * 1000)
         result.after_first_token_ms.append((asker_view.first_at - record["first_token_at"]) * 1000)
+        result.timings.append(
+            {
+                "streams": k,
+                "tag": question.tag,
+                "question_id": question.message_id,
+                "answer_id": answer_id,
+                "sent_at": question.sent_at,
+                "provider_received_at": record["received_at"],
+                "provider_first_token_at": record["first_token_at"],
+                "asker_first_frame_at": asker_view.first_at,
+                "asker_final_at": asker_view.final_at,
+            }
+        )
         if asker_view.final_at is not None:
             result.stream_seconds += asker_view.final_at - question.sent_at
     # Forget this step's state: the next step reuses the rooms.
@@ -362,7 +434,9 @@ def report(r: StepResult, cores: int) -> None:
         f"         frames/s per stream {mean_fps:5.1f} (min {min(r.fps, default=float('nan')):.1f}, "
         f"{mean_frames:.0f} frames/answer)  CPU per stream {cpu_per_stream:5.2f}% of a core  "
         f"CPU of {cores * 100}%: Mathia {share['mathia']:.0f}%, fake provider {share['provider']:.0f}%, "
-        f"Redis {share['redis']:.0f}%, clients {share['clients']:.0f}%  client loop lag p99 "
+        f"Redis {share['redis']:.0f}%, PostgreSQL {share['postgres']:.0f}%, clients {share['clients']:.0f}%; "
+        f"other processes {share['machine'] - sum(v for n, v in share.items() if n != 'machine'):.0f}%  "
+        f"client loop lag p99 "
         f"{pct(r.client_lag_ms, 0.99):.1f} ms  incomplete {r.incomplete}  unmatched {r.unmatched}",
         flush=True,
     )
@@ -385,11 +459,26 @@ async def drive(
     connected = 0
     results = []
     try:
+        # Warm-up, not counted: each worker's first answer imports the SDK and opens connections.
+        warm_k = min(steps[0], 10)
+        await load.connect([c for room in setup.rooms[:warm_k] for c in by_room[room]])
+        connected = warm_k
+        await _wait_idle(pids["mathia"])
+        warm = await run_step(
+            load, warm_k, step=-1, rounds=2, answer_seconds=answer_seconds, text=text, fake_port=fake_port, pids=pids
+        )
+        print(
+            f"  warm-up (not counted): {warm.answers} answers, added TTFT max {max(warm.added_ms, default=0):.0f} ms "
+            f"(the first answers of each worker), incomplete {warm.incomplete + warm.unmatched}",
+            flush=True,
+        )
+        await _wait_idle(pids["mathia"])
         for number, k in enumerate(steps):
             if k > connected:  # connect the rooms this step adds, then let the connect storm settle
                 await load.connect([c for room in setup.rooms[connected:k] for c in by_room[room]])
                 connected = k
                 await _wait_idle(pids["mathia"])
+            await _wait_quiet()
             rounds = max(args.min_rounds, math.ceil(args.min_answers / k))
             result = await run_step(
                 load,
@@ -400,15 +489,36 @@ async def drive(
                 text=text,
                 fake_port=fake_port,
                 pids=pids,
+                py_spy=args.py_spy,
             )
             results.append(result)
             report(result, os.cpu_count() or 1)
-            if not result.healthy and k >= 50:
+            if args.dump:
+                with open(args.dump, "a") as dump:
+                    dump.writelines(json.dumps(t) + "\n" for t in result.timings)
+            saturated = result.p99 > 10_000 or result.incomplete + result.unmatched > result.answers // 5
+            if (not result.healthy and k >= 50 and not args.keep_going) or saturated:
                 break  # past the limit: larger steps only queue more
             await _wait_idle(pids["mathia"])
+            await _wait_quiet()
     finally:
         await load.close()
     return results
+
+
+_children_to_stop: list[subprocess.Popen[bytes]] = []
+_stops: list[Any] = []
+
+
+def _shutdown(signum: int, _frame: Any) -> None:
+    for proc in reversed(_children_to_stop):
+        with contextlib.suppress(Exception):
+            stop(proc)
+    for stop_other in _stops:
+        with contextlib.suppress(Exception):
+            stop_other()
+    print(f"\nstopped by signal {signum}; servers stopped", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def main() -> None:
@@ -421,16 +531,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes for Mathia (the Dockerfile runs 2)")
     parser.add_argument("--min-answers", type=int, default=None, help="answers per step at least (default 200)")
     parser.add_argument("--min-rounds", type=int, default=2, help="questions per room per step at least")
+    parser.add_argument("--flush-ms", type=int, default=None, help="Mathia's ASSISTANT_FLUSH_MS (default 40)")
+    parser.add_argument("--keep-going", action="store_true", help="run every step, past the first failing one")
+    parser.add_argument("--dump", default=None, help="append per-answer timings (JSON lines) to this file")
+    parser.add_argument("--py-spy", default=None, help="path to py-spy: profile Mathia's processes during each step")
     args = parser.parse_args()
     args.streams = args.streams or (QUICK_STREAMS if args.quick else DEFAULT_STREAMS)
     args.min_answers = args.min_answers or (60 if args.quick else 200)
-    # On SIGTERM (a timeout, CI) exit through the finally blocks, so no server is orphaned.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    # On SIGTERM (a timeout, CI) or Ctrl-C, stop every child at once and leave: waiting for
+    # asyncio.run to cancel a thousand sockets' tasks first can hang, orphaning the servers.
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
     uvloop.install()
     data_dir = Path(tempfile.mkdtemp(prefix="mathia-ai-stream-"))
     max_k = max(int(s) for s in args.streams.split(","))
-    procs: list[subprocess.Popen[bytes]] = []
+    procs = _children_to_stop
     redis = start_embedded_redis(data_dir / "redis")
+    _stops.append(redis.stop)
     try:
         fake, fake_port = start_fake_llm(args.tokens, args.rate)
         procs.append(fake)
@@ -447,6 +564,8 @@ def main() -> None:
                 "ASSISTANT_MAX_TOTAL": "100000",
             }
         )
+        if args.flush_ms:
+            setup.env["ASSISTANT_FLUSH_MS"] = str(args.flush_ms)
         mathia, port = start_mathia(setup, "pubsub", args.workers)
         procs.append(mathia)
         print(
@@ -467,7 +586,7 @@ def main() -> None:
 
 def summarize(results: list[StepResult]) -> None:
     print("\n== summary")
-    print("| streams | answers | added TTFT p50 | p99 | frames/s per stream | CPU per stream | Mathia CPU | incomplete |")
+    print("| streams | answers | added TTFT p50 | p99 | frames/s per stream | CPU per stream | Mathia CPU | lost |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         mean_fps = sum(r.fps) / len(r.fps) if r.fps else float("nan")
