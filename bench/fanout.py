@@ -346,7 +346,9 @@ async def drive(
     return {"steps": steps, "best": best, "kib_per_conn": per_conn_kib, "connect_s": connect_s}
 
 
-def start_mathia(setup: MathiaSetup, layer: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+def start_mathia(
+    setup: MathiaSetup, layer: str, workers: int, ws: str = "websockets-sansio"
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {**setup.env, "CHANNEL_LAYER": layer}
     proc = subprocess.Popen(
@@ -372,6 +374,8 @@ def start_mathia(setup: MathiaSetup, layer: str, workers: int) -> tuple[subproce
             "65536",
             "--ws-per-message-deflate",
             "false",
+            "--ws",
+            ws,
             "--workers",
             str(workers),
         ],
@@ -419,6 +423,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="per rate step")
     parser.add_argument("--quick", action="store_true", help="fewer rate steps")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn processes for Mathia (the Dockerfile runs 2)")
+    parser.add_argument(
+        "--ws",
+        default="websockets-sansio",
+        help="uvicorn --ws implementation for Mathia (production: websockets-sansio)",
+    )
     parser.add_argument("--servers", default="mathia-pubsub,mathia-core,baseline")
     parser.add_argument("--scenarios", default="one-room,100-rooms")
     args = parser.parse_args()
@@ -451,7 +460,7 @@ def main() -> None:
                     room_of: list[Any] = [f"r{i % n_rooms}" for i in range(args.clients)]
                     cookies = None
                 else:
-                    proc, port = start_mathia(setup, server.split("-")[1], args.workers)
+                    proc, port = start_mathia(setup, server.split("-")[1], args.workers, args.ws)
                     room_of = [setup.rooms[i % n_rooms] for i in range(args.clients)]
                     cookies = setup.cookies
                 try:

@@ -94,7 +94,12 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        # One pool per process, not one per request or socket (see SharedConnectionPool).
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "pool_class": "mathia.core.redis.SharedConnectionPool",
+        },
     }
 }
 # Delivery to browsers. "pubsub" (RedisPubSubChannelLayer) publishes a room event once per

@@ -19,13 +19,8 @@ REDIS_URL = TEST_BACKENDS.redis_url
 # narrows it to one prefix per test.
 TEST_RUN_REDIS_PREFIX = os.environ.get("MATHIA_TEST_REDIS_PREFIX") or f"mathia-test:{uuid.uuid4().hex[:8]}:"
 REDIS_KEY_PREFIX = TEST_RUN_REDIS_PREFIX
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
-    }
-}
+# The production cache (its options and shared pool), on this run's Redis and prefix.
+CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL, "KEY_PREFIX": REDIS_KEY_PREFIX + "cache"}}  # noqa: F405
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": CHANNEL_LAYER_BACKENDS[CONFIG.CHANNEL_LAYER],  # noqa: F405

@@ -93,7 +93,7 @@ def server_process(
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "mathia.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level", "warning",
-         "--ws-per-message-deflate", "false", "--ws-max-size", "65536"],
+         "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "65536"],
         cwd=PROJECT_ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -154,7 +154,7 @@ class Stack:
             PYTHON, "-m", "uvicorn", "mathia.asgi:application",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
-            "--ws-per-message-deflate", "false", "--ws-max-size", "65536",
+            "--ws", "websockets-sansio", "--ws-per-message-deflate", "false", "--ws-max-size", "65536",
         ])  # fmt: skip
         self.spawn(
             "celery-worker",

@@ -98,11 +98,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        # hello is the first frame (docs/protocol.md): sent before joining any group, so no
+        # delivery (another tab's presence, say) can come ahead of it.
+        await self._send({"type": "hello", "user": {"id": self.user.pk, "name": self.user.name}})
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
         self.workspace_ids = await database_sync_to_async(_workspace_ids)(self.user.pk)
         for workspace_id in self.workspace_ids:
             await self.channel_layer.group_add(workspace_group(workspace_id), self.channel_name)
-        await self._send({"type": "hello", "user": {"id": self.user.pk, "name": self.user.name}})
         await self._set_presence("online")
 
     async def disconnect(self, code: int) -> None:
