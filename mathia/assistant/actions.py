@@ -28,6 +28,7 @@ from mathia.core.errors import AppError, NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, send_on_commit
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.models import Room, RoomKind, RoomMembership
+from mathia.wallet.billing import no_credits_text, wallet_bill_usage, wallet_shortfall
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -98,6 +99,13 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
     except AppError:
         return None
     mathia = assistant_user()
+    shortfall = wallet_shortfall(workspace_id=access.room.workspace_id)
+    if shortfall is not None:  # no call the workspace cannot pay for
+        _post_note(
+            no_credits_text(shortfall, room=access.room), trigger=trigger, room=access.room, mathia=mathia, clock=clock
+        )
+        log.warning("assistant_no_credits", room_id=trigger.room_id, balance=shortfall.balance, needed=shortfall.needed)
+        return None
     run_key = uuid.uuid4().hex
     try:
         slot = slot_acquire(run_key=run_key, user_id=asker.pk, workspace_id=access.room.workspace_id, clock=clock)
@@ -151,17 +159,23 @@ _BUSY_TEXT = {
 
 def _post_busy(busy: Busy, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
     answers = "an answer" if busy.limit == 1 else f"{busy.limit} answers"
+    text = _BUSY_TEXT[busy.scope].format(limit=busy.limit, answers=answers)
+    _post_note(text, trigger=trigger, room=room, mathia=mathia, clock=clock)
+    log.warning("assistant_busy", scope=busy.scope, limit=busy.limit, room_id=trigger.room_id)
+
+
+def _post_note(text: str, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
+    """Mathia's short reply instead of an answer (busy, or no credits)."""
     with transaction.atomic():
         _join_room(room, mathia)
         internal_message_post(
             author=mathia,
             room_id=trigger.room_id,
-            body="_" + _BUSY_TEXT[busy.scope].format(limit=busy.limit, answers=answers) + "_",
+            body="_" + text + "_",
             status=MessageStatus.FAILED,
             reply_to_id=trigger.pk,
             clock=clock,
         )
-    log.warning("assistant_busy", scope=busy.scope, limit=busy.limit, room_id=trigger.room_id)
 
 
 @dataclass(frozen=True)
@@ -234,7 +248,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 status=_MESSAGE_STATUS[RunState(outcome.state)],
             )
         if outcome.provider:
-            UsageRecord.objects.create(
+            usage = UsageRecord.objects.create(
                 run=run,
                 user_id=run.asker_id,
                 workspace_id=run.room.workspace_id,
@@ -253,6 +267,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 outcome=outcome.state,
                 created_at=now,
             )
+            wallet_bill_usage(usage=usage)  # in this transaction: no usage is left unbilled
         answer_id = run.answer_id
         transaction.on_commit(lambda: buffer_clear(answer_id))
     log.info(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import TYPE_CHECKING
 
 import structlog
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from mathia.core.errors import InvalidInput, PermissionDenied
+from mathia.wallet.actions import wallet_open_with_grant
 from mathia.workspaces.access import check_workspace_admin
 from mathia.workspaces.models import Membership, Role, Workspace
 
@@ -35,6 +38,7 @@ def workspace_create(*, owner: User, name: str, make_default: bool = False) -> W
                 if make_default:
                     Membership.objects.filter(user=owner, is_default=True).update(is_default=False)
                 Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER, is_default=make_default)
+                wallet_open_with_grant(workspace_id=workspace.pk, grant=settings.WALLET_STARTING_GRANT)
         except IntegrityError:
             if Workspace.objects.filter(slug=slug).exists():
                 continue
@@ -116,3 +120,43 @@ def membership_remove(*, actor: Membership, target: Membership) -> None:
         if target.role == Role.ADMIN and actor.role != Role.OWNER:
             raise PermissionDenied("Only the owner can remove an admin.")
     target.delete()
+
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,48}[a-z0-9])$")
+
+
+def workspace_rename(*, actor: Membership, name: str, slug: str = "") -> Workspace:
+    """Set the workspace's name and address (``slug``, derived from the name when empty)."""
+    check_workspace_admin(actor)
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("A workspace needs a name.", field="name")
+    if len(name) > 80:
+        raise InvalidInput("A workspace name is at most 80 characters.", field="name")
+    slug = slug.strip().lower() or slugify(name)[:50].strip("-")
+    if not _SLUG.match(slug):
+        raise InvalidInput(
+            "An address is 3 to 50 lowercase letters, digits or dashes, starting and ending with a letter or digit.",
+            field="slug",
+        )
+    taken = InvalidInput("That address is taken; choose another.", code="slug_taken", field="slug")
+    workspace = actor.workspace
+    if Workspace.objects.filter(slug=slug).exclude(pk=workspace.pk).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            Workspace.objects.filter(pk=workspace.pk).update(name=name, slug=slug)
+    except IntegrityError:
+        raise taken from None
+    workspace.name, workspace.slug = name, slug
+    log.info("workspace_renamed", workspace_id=workspace.pk, actor_id=actor.user_id)
+    return workspace
+
+
+def membership_make_default(*, user: User, workspace_id: int) -> None:
+    """Make ``workspace_id`` the one ``user`` lands in after signing in."""
+    with transaction.atomic():
+        Membership.objects.filter(user=user, is_default=True).exclude(workspace_id=workspace_id).update(
+            is_default=False
+        )
+        Membership.objects.filter(user=user, workspace_id=workspace_id).update(is_default=True)

@@ -1,0 +1,274 @@
+"""HTTP adapters for the onboarding wizard: one step per screen, saved on every step."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from mathia.accounts.actions import user_onboarding_finish, user_onboarding_move, user_update_details
+from mathia.accounts.models import User
+from mathia.core.errors import AppError, InvalidInput
+from mathia.core.http import request_user
+from mathia.goals.actions import goal_profile_save
+from mathia.goals.selectors import goal_profile_for_user
+from mathia.onboarding.forms import GoalsForm, JoinForm, ProfileForm, TeammatesForm, WorkspaceForm
+from mathia.onboarding.steps import GOALS, PROFILE, TEAMMATES, WORKSPACE, Step, reached_index, step_index, steps_for
+from mathia.rooms import actions as room_actions
+from mathia.rooms.invite_session import pending_invite_forget, pending_invite_token
+from mathia.rooms.models import Room, RoomKind
+from mathia.workspaces.actions import membership_make_default, workspace_rename
+from mathia.workspaces.models import Membership, Role
+from mathia.workspaces.selectors import default_membership
+
+INVITE_LINK = re.compile(r"/invite/([A-Za-z0-9_-]+)/?")
+INVITES_AT_ONCE = 20
+FIRST_ROOM = "general"
+
+
+def _invite(request: HttpRequest) -> dict[str, Any] | None:
+    """The invitation this person arrived through, if it can still be used."""
+    token = pending_invite_token(request)
+    if token is None:
+        return None
+    try:
+        return {"token": token, **room_actions.invite_details(token=token)}
+    except AppError as error:
+        pending_invite_forget(request)
+        messages.warning(request, f"Your invitation could not be used ({error.message}) Set up a workspace instead.")
+        return None
+
+
+def _room_url(room: Room) -> str:
+    return f"{reverse('chat', args=[room.workspace.slug])}#room-{room.pk}"
+
+
+@login_required
+def onboarding(request: HttpRequest) -> HttpResponse:
+    """Where the person left off (or the app, once done)."""
+    user = request_user(request)
+    if user.is_onboarded:
+        return redirect("home")
+    steps = steps_for(invited=_invite(request) is not None)
+    return redirect("onboarding_step", step=steps[reached_index(steps, user.onboarding_step)].key)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def onboarding_step(request: HttpRequest, step: str) -> HttpResponse:
+    user = request_user(request)
+    if user.is_onboarded:
+        return redirect("home")
+    invite = _invite(request)
+    steps = steps_for(invited=invite is not None)
+    index = step_index(steps, step)
+    reached = reached_index(steps, user.onboarding_step)
+    if index is None or index > reached:  # not a step of this path, or not reached yet
+        return redirect("onboarding_step", step=steps[reached].key)
+    handler = _HANDLERS[step]
+    result = handler(request, user, invite)
+    if isinstance(result, HttpResponse):
+        return result
+    context: dict[str, Any] = {
+        **result,
+        "step": steps[index],
+        "steps": steps,
+        "index": index,
+        "number": index + 1,
+        "total": len(steps),
+        "previous": steps[index - 1] if index > 0 else None,
+        "invite": invite,
+    }
+    context["avatar_max_bytes"] = settings.AVATAR_MAX_BYTES
+    context["avatar_max_mb"] = max(1, settings.AVATAR_MAX_BYTES // (1024 * 1024))
+    status = 400 if request.method == "POST" and any(f.errors for f in _forms(result)) else 200
+    return render(request, f"onboarding/{step}.html", context, status=status)
+
+
+def _forms(context: dict[str, Any]) -> list[Any]:
+    return [value for value in context.values() if hasattr(value, "errors") and hasattr(value, "fields")]
+
+
+def _advance(request: HttpRequest, user: User, current: Step, invite: dict[str, Any] | None) -> HttpResponse:
+    """Save progress past ``current``: the next step, or the end of the wizard."""
+    steps = steps_for(invited=invite is not None)
+    index = step_index(steps, current.key)
+    assert index is not None
+    if index + 1 < len(steps):
+        nxt = steps[index + 1]
+        if reached_index(steps, user.onboarding_step) < index + 1:
+            user_onboarding_move(user=user, step=nxt.key)
+        return redirect("onboarding_step", step=nxt.key)
+    if invite is not None:
+        try:
+            return _join(request, user, invite["token"])
+        except AppError as error:  # expired or used up since: set up a workspace instead
+            pending_invite_forget(request)
+            messages.warning(request, f"Your invitation could not be used: {error.message}")
+            return redirect("onboarding")
+    return _finish(request, user)
+
+
+def _join(request: HttpRequest, user: User, token: str) -> HttpResponse:
+    room = room_actions.invite_accept(user=user, token=token)
+    pending_invite_forget(request)
+    with transaction.atomic():
+        membership_make_default(user=user, workspace_id=room.workspace_id)
+        user_onboarding_finish(user=user)
+    return redirect(_room_url(room))
+
+
+def _finish(request: HttpRequest, user: User) -> HttpResponse:
+    user_onboarding_finish(user=user)
+    membership = _own_workspace(user)
+    room = Room.objects.filter(workspace_id=membership.workspace_id, kind=RoomKind.PUBLIC, name=FIRST_ROOM).first()
+    messages.success(request, "You're all set. Mention @mathia in any room to ask it something.")
+    return redirect(_room_url(room) if room else reverse("chat", args=[membership.workspace.slug]))
+
+
+def _own_workspace(user: User) -> Membership:
+    """The workspace the wizard sets up: the default one made at sign-up."""
+    membership = default_membership(user=user)
+    assert membership is not None  # user_register made it
+    return membership
+
+
+# --- the steps ----------------------------------------------------------------------------
+
+
+def _profile(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
+    initial = {"display_name": user.display_name, "title": user.title, "timezone": user.timezone}
+    if request.method != "POST":
+        return {"form": ProfileForm(initial=initial), "user_avatar": bool(user.avatar)}
+    form = ProfileForm(request.POST, request.FILES, initial=initial)
+    if form.is_valid():
+        try:
+            user_update_details(
+                user=user,
+                display_name=form.cleaned_data["display_name"],
+                title=form.cleaned_data["title"],
+                timezone=form.cleaned_data["timezone"],
+                avatar=form.cleaned_data["avatar"] or None,
+                remove_avatar=form.cleaned_data["remove_avatar"],
+            )
+        except InvalidInput as error:
+            form.add_app_error(error)
+        else:
+            return _advance(request, user, PROFILE, invite)
+    return {"form": form, "user_avatar": bool(user.avatar)}
+
+
+def _goals(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
+    if request.method != "POST":
+        return {"form": GoalsForm(initial=GoalsForm.initial_from(goal_profile_for_user(user=user)))}
+    if "skip" in request.POST:
+        return _advance(request, user, GOALS, invite)
+    form = GoalsForm(request.POST)
+    if form.is_valid():
+        try:
+            goal_profile_save(
+                user=user,
+                goals=form.all_goals(),
+                industry=form.cleaned_data["industry"],
+                skills=form.skill_list(),
+                experience_level=form.cleaned_data["experience_level"],
+                help_with=form.cleaned_data["help_with"],
+            )
+        except InvalidInput as error:
+            form.add_app_error(error)
+        else:
+            return _advance(request, user, GOALS, invite)
+    return {"form": form}
+
+
+def _workspace(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
+    membership = _own_workspace(user)
+    workspace = membership.workspace
+    renamed = Room.objects.filter(workspace=workspace, kind=RoomKind.PUBLIC, name=FIRST_ROOM).exists()
+    initial = {"name": workspace.name, "slug": workspace.slug} if renamed else {}
+    form, join = WorkspaceForm(initial=initial), JoinForm()
+    if request.method == "POST" and request.POST.get("action") == "join":
+        join = JoinForm(request.POST)
+        if join.is_valid():
+            match = INVITE_LINK.search(join.cleaned_data["invite_link"])
+            token = match.group(1) if match else join.cleaned_data["invite_link"].strip()
+            try:
+                return _join(request, user, token)
+            except AppError as error:
+                join.add_error("invite_link", error.message)
+    elif request.method == "POST":
+        form = WorkspaceForm(request.POST, initial=initial)
+        if form.is_valid():
+            try:
+                with transaction.atomic():
+                    workspace = workspace_rename(
+                        actor=membership, name=form.cleaned_data["name"], slug=form.cleaned_data["slug"]
+                    )
+                    if not renamed:
+                        room_actions.room_create(
+                            user=user, workspace_slug=workspace.slug, name=FIRST_ROOM, kind=RoomKind.PUBLIC
+                        )
+            except InvalidInput as error:
+                form.add_app_error(error)
+            else:
+                return _advance(request, user, WORKSPACE, invite)
+    return {"form": form, "join": join, "suggested": f"{user.name}'s team"}
+
+
+def _teammates(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
+    membership = _own_workspace(user)
+    room = Room.objects.filter(workspace_id=membership.workspace_id, kind=RoomKind.PUBLIC, name=FIRST_ROOM).first()
+    if room is None or membership.role != Role.OWNER:
+        return _advance(request, user, TEAMMATES, invite)
+    context: dict[str, Any] = {"form": TeammatesForm(), "room": room, "link": None, "sent": []}
+    action = request.POST.get("action") if request.method == "POST" else None
+    if action in ("skip", "finish"):
+        return _advance(request, user, TEAMMATES, invite)
+    if action == "link":
+        created = room_actions.invite_create(user=user, room_id=room.pk, max_uses=50)
+        context["link"] = request.build_absolute_uri(reverse("invite", args=[created.token]))
+    elif action == "email":
+        form = context["form"] = TeammatesForm(request.POST)
+        if form.is_valid():
+            emails = [e.strip() for e in re.split(r"[,\s;]+", form.cleaned_data["emails"]) if e.strip()]
+            bad = []
+            for email in emails:
+                try:
+                    validate_email(email)
+                except ValidationError:
+                    bad.append(email)
+            if bad:
+                form.add_error("emails", f"Not an email address: {', '.join(bad[:5])}.")
+            elif len(emails) > INVITES_AT_ONCE:
+                form.add_error("emails", f"Invite at most {INVITES_AT_ONCE} people at once.")
+            else:
+                context["sent"] = _email_invites(request, user, room, emails)
+                context["form"] = TeammatesForm()
+    return context
+
+
+def _email_invites(request: HttpRequest, user: User, room: Room, emails: list[str]) -> list[dict[str, str]]:
+    sent = []
+    for email in dict.fromkeys(e.lower() for e in emails):
+        invite = room_actions.invite_create(user=user, room_id=room.pk, email=email)
+        url = request.build_absolute_uri(reverse("invite", args=[invite.token]))
+        try:
+            room_actions.invite_email_send(invite=invite, inviter=user, accept_url=url)
+        except room_actions.InviteEmailNotSent as error:
+            sent.append({"email": email, "error": error.message})
+        else:
+            sent.append({"email": email, "error": ""})
+    return sent
+
+
+_HANDLERS = {"profile": _profile, "goals": _goals, "workspace": _workspace, "teammates": _teammates}
