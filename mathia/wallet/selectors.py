@@ -13,6 +13,7 @@ from mathia.wallet.models import EntryKind, LedgerEntry, Wallet
 LEDGER_PAGE_SIZE = 25
 
 _SIGNED = Case(When(kind=EntryKind.CREDIT, then=F("amount")), default=-F("amount"))
+_WALLET_SIGNED = Case(When(entries__kind=EntryKind.CREDIT, then=F("entries__amount")), default=-F("entries__amount"))
 
 
 def ledger_page(*, wallet: Wallet, page: int | str | None) -> Page[LedgerEntry]:
@@ -39,7 +40,7 @@ def wallet_mismatches() -> list[Mismatch]:
     """Every wallet whose balance is not the sum of its ledger, or whose ledger does not chain."""
     last_after = LedgerEntry.objects.filter(wallet=OuterRef("pk")).order_by("-id").values("balance_after")[:1]
     wallets = Wallet.objects.annotate(
-        ledger_sum=Coalesce(Sum(_SIGNED, filter=Q(entries__isnull=False)), Value(0)),
+        ledger_sum=Coalesce(Sum(_WALLET_SIGNED, filter=Q(entries__isnull=False)), Value(0)),
         last_after=Subquery(last_after),
     ).values_list("pk", "workspace_id", "balance", "ledger_sum", "last_after")
     chained = LedgerEntry.objects.annotate(
