@@ -4,6 +4,7 @@ assistant, and no call at all when the wallet cannot pay, with Mathia saying so 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,9 +18,29 @@ from mathia.testing.fake_llm import FakeLLMServer, Reply
 from mathia.wallet.actions import wallet_debit
 from mathia.wallet.models import EntryReason, LedgerEntry, Wallet
 from tests.chat_helpers import make_chat_team
-from tests.test_assistant import answer_frames, ask, fake_llm, llm, subscribed  # noqa: F401  (fixtures)
+from tests.test_assistant import SECRET_KEY, answer_frames, ask, subscribed
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(fake_llm: FakeLLMServer, settings: Any) -> FakeLLMServer:
+    """Anthropic through the real SDK at the fake server (as in test_assistant.py)."""
+    fake_llm.reset()
+    settings.LLM_PROVIDERS = ["anthropic"]
+    settings.ANTHROPIC_API_KEY = SECRET_KEY
+    settings.ANTHROPIC_BASE_URL = fake_llm.anthropic_url
+    settings.ANTHROPIC_MODEL = "claude-test"
+    settings.LLM_MAX_RETRIES = 1
+    settings.LLM_FIRST_TOKEN_TIMEOUT = 2.0
+    settings.LLM_IDLE_TIMEOUT = 2.0
+    return fake_llm
 
 
 @pytest.fixture
