@@ -326,3 +326,21 @@ def test_avatars_are_seen_only_by_people_who_share_a_workspace(client: Client) -
     assert_error(client.get(f"/avatars/{team['ada'].pk}/"), status=404, code="not_found")  # she has none
     client.force_login(make_user(display_name="Stranger"))
     assert_error(client.get(f"/avatars/{team['bob'].pk}/"), status=404, code="not_found")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_chat_socket_stays_closed_until_onboarding_is_done() -> None:
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from mathia.asgi import application
+    from tests.ws import session_cookie
+
+    newcomer = await database_sync_to_async(make_user)(onboarded=False)
+    cookie = await session_cookie(newcomer)
+    communicator = WebsocketCommunicator(
+        application, "/ws/", headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", f"sessionid={cookie}".encode())]
+    )
+    await communicator.connect()
+    assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()
