@@ -74,8 +74,9 @@ def test_sign_up_through_the_wizard_to_the_first_room(tmp_path: Path) -> None:
             "#id_avatar", {"name": "big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"0" * 9000}
         )
         page.wait_for_selector("#errors-avatar:not([hidden])")
-        assert "too large" in page.inner_text("#errors-avatar")
+        assert "too large: at most 4.0\u00a0KB" in page.inner_text("#errors-avatar")
         assert page.evaluate("document.getElementById('id_avatar').files.length") == 0  # not uploaded
+        page.screenshot(path=str(SCREENSHOTS / "onboarding-profile-errors.png"), full_page=True)
         page.set_input_files("#id_avatar", {"name": "me.png", "mimeType": "image/png", "buffer": _png(48)})
         assert page.locator("#errors-avatar").is_hidden()
         page.click("#next")
@@ -85,6 +86,7 @@ def test_sign_up_through_the_wizard_to_the_first_room(tmp_path: Path) -> None:
         page.check("input[value='Automate repetitive work']")
         page.fill("#id_other_goals", "Teach compilers to everyone")
         page.select_option("#id_experience_level", "executive")
+        page.screenshot(path=str(SCREENSHOTS / "onboarding-goals.png"), full_page=True)
         page.click("#next")
         page.wait_for_url("**/welcome/workspace/")
 

@@ -12,6 +12,7 @@ import warnings
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mathia.core.errors import InvalidInput
@@ -26,7 +27,7 @@ def avatar_clean(upload: UploadedFile) -> ContentFile[bytes]:
     limit = settings.AVATAR_MAX_BYTES
     if upload.size is None or upload.size > limit:
         raise InvalidInput(
-            f"The image is too large: at most {limit // (1024 * 1024) or 1} MB, please.",
+            f"The image is too large: at most {filesizeformat(limit)}, please.",
             code="avatar_too_large",
             field="avatar",
         )

@@ -90,7 +90,6 @@ def onboarding_step(request: HttpRequest, step: str) -> HttpResponse:
         "invite": invite,
     }
     context["avatar_max_bytes"] = settings.AVATAR_MAX_BYTES
-    context["avatar_max_mb"] = max(1, settings.AVATAR_MAX_BYTES // (1024 * 1024))
     status = 400 if request.method == "POST" and any(f.errors for f in _forms(result)) else 200
     return render(request, f"onboarding/{step}.html", context, status=status)
 
@@ -148,9 +147,12 @@ def _own_workspace(user: User) -> Membership:
 
 def _profile(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
     initial = {"display_name": user.display_name, "title": user.title, "timezone": user.timezone}
-    if request.method != "POST":
-        return {"form": ProfileForm(initial=initial), "user_avatar": bool(user.avatar)}
-    form = ProfileForm(request.POST, request.FILES, initial=initial)
+    posted = request.method == "POST"
+    form = ProfileForm(request.POST if posted else None, request.FILES if posted else None, initial=initial)
+    if user.timezone == "UTC":  # sign-up could not read the browser's (no script): the page offers it
+        form.fields["timezone"].widget.attrs["data-suggest-browser"] = "1"
+    if not posted:
+        return {"form": form, "user_avatar": bool(user.avatar)}
     if form.is_valid():
         try:
             user_update_details(

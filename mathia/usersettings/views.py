@@ -49,6 +49,5 @@ def settings_profile(request: HttpRequest) -> HttpResponse:
         "form": form,
         "user_avatar": bool(user.avatar),
         "avatar_max_bytes": settings.AVATAR_MAX_BYTES,
-        "avatar_max_mb": max(1, settings.AVATAR_MAX_BYTES // (1024 * 1024)),
     }
     return render_section(request, "profile", "settings/profile.html", context, status=400 if form.errors else 200)

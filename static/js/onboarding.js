@@ -10,12 +10,17 @@ document.addEventListener("DOMContentLoaded", () => {
       errors.hidden = true;
       if (file && max && file.size > max) {
         const item = document.createElement("li");
-        item.textContent = `The image is too large: at most ${Math.max(1, Math.floor(max / 1048576))} MB, please.`;
+        item.textContent = `The image is too large: at most ${avatar.dataset.maxLabel}, please.`;
         errors.append(item);
         errors.hidden = false;
         avatar.value = "";
       }
     });
+  }
+  const zoneSelect = document.querySelector("select[data-suggest-browser]");
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zoneSelect && zone && zoneSelect.querySelector(`option[value="${CSS.escape(zone)}"]`)) {
+    zoneSelect.value = zone;
   }
   const name = document.getElementById("id_name");
   const slug = document.getElementById("id_slug");
