@@ -38,6 +38,10 @@ def step_index(steps: tuple[Step, ...], key: str) -> int | None:
 
 
 def reached_index(steps: tuple[Step, ...], saved: str) -> int:
-    """How far the person got: the saved step (the first one if it is not in this path)."""
+    """How far the person got: the saved step, or for a step this path skips (an invitation
+    opened after reaching Workspace), the last step of this path before it."""
     index = step_index(steps, saved)
-    return 0 if index is None else index
+    if index is not None:
+        return index
+    overall = step_index(ALL_STEPS, saved)
+    return 0 if overall is None else min(overall, len(steps) - 1)

@@ -47,12 +47,11 @@ def wallet_mismatches() -> list[Mismatch]:
         previous=Window(Lag("balance_after"), partition_by=[F("wallet_id")], order_by=F("id").asc()),
         signed=_SIGNED,
     )
+    # Filtering on a window function: Django wraps the query, so the database does the comparing.
+    out_of_chain = chained.exclude(balance_after=Coalesce(F("previous"), Value(0)) + F("signed"))
     broken: dict[int, list[int]] = {}
-    for entry_id, wallet_id, after, previous, signed in chained.values_list(
-        "pk", "wallet_id", "balance_after", "previous", "signed"
-    ):
-        if after != (previous or 0) + signed:
-            broken.setdefault(wallet_id, []).append(entry_id)
+    for entry_id, wallet_id in out_of_chain.values_list("pk", "wallet_id").iterator():
+        broken.setdefault(wallet_id, []).append(entry_id)
     found = []
     for pk, workspace_id, balance, ledger_sum, last in wallets:
         last_ok = (last is None and balance == 0) or last == balance
