@@ -120,9 +120,27 @@ def test_sign_up_through_the_wizard_to_the_first_room(tmp_path: Path) -> None:
         assert "/w/navy-labs/" in page.url
         page.screenshot(path=str(SCREENSHOTS / "onboarding-first-room.png"))
 
+        # Everything is there to see and change in Settings: what Mathia knows, and the wallet.
+        page.click("header a:has-text('Settings')")
+        page.click(".settings-nav a:has-text('Goals')")
+        page.wait_for_selector("#prompt-text")
+        assert "Teach compilers to everyone" in page.inner_text("#prompt-text")
+        assert "Rear admiral" in page.inner_text("#prompt-text")
+        page.screenshot(path=str(SCREENSHOTS / "settings-goals.png"), full_page=True)
+        page.uncheck("#personalize")
+        page.click("#save-personalize")
+        page.wait_for_selector("#prompt-text-off")
+        page.click(".settings-nav a:has-text('Wallet')")
+        page.wait_for_selector("#balance")
+        assert page.inner_text("#balance") == "500 credits"
+        assert page.locator("#ledger tbody tr").count() == 1
+        page.screenshot(path=str(SCREENSHOTS / "settings-wallet.png"), full_page=True)
+
     user = User.objects.get(email="grace@example.com")
     assert user.onboarded_at is not None
     assert (user.title, user.timezone) == ("Rear admiral", "Asia/Tokyo")
     assert user.avatar
-    assert GoalProfile.objects.get(user=user).goals == ["Automate repetitive work", "Teach compilers to everyone"]
+    goals = GoalProfile.objects.get(user=user)
+    assert goals.goals == ["Automate repetitive work", "Teach compilers to everyone"]
+    assert not goals.personalize
     assert Room.objects.filter(workspace__slug="navy-labs", name="general").exists()

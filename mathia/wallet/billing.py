@@ -102,6 +102,7 @@ def wallet_bill_usage(*, usage: UsageRecord) -> int:
         amount=credits,
         reason=EntryReason.USAGE,
         idempotency_key=f"usage:{usage.pk}",
+        actor=usage.user,  # the person whose question it answered
         usage=usage,
         note=f"{usage.provider} {usage.model}: {tokens} tokens",
     )
