@@ -256,3 +256,32 @@ def test_wallet_prices_are_read_from_the_environment() -> None:
     for bad in ("claude=3/15", "openai:x=a/b", "openai:x=-1/2", "openai:x=1"):
         with pytest.raises(ConfigError, match="WALLET_PRICES"):
             load_config({"WALLET_PRICES": bad})
+
+
+def test_an_answer_costing_more_than_is_left_takes_the_rest_and_logs_the_unpaid_part(
+    team: dict[str, Any], priced: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from django.utils import timezone
+
+    from mathia.wallet.billing import wallet_bill_usage
+
+    wallet = _wallet(team)
+    wallet_debit(wallet_id=wallet.pk, amount=wallet.balance - 3, reason=EntryReason.USAGE, idempotency_key="drain")
+    usage = UsageRecord.objects.create(
+        user=team["ada"],
+        workspace=team["workspace"],
+        provider="anthropic",
+        model="claude-test",
+        input_tokens=5000,  # 10 credits in, 2 out: 12, with 3 left
+        output_tokens=200,
+        created_at=timezone.now(),
+    )
+    caplog.set_level(logging.WARNING)
+    assert wallet_bill_usage(usage=usage) == 3
+    wallet.refresh_from_db()
+    assert wallet.balance == 0
+    assert any("wallet_usage_underpaid" in r.getMessage() and "'cost': 12" in r.getMessage() for r in caplog.records)
+    assert wallet_bill_usage(usage=usage) == 3  # billed once, whatever happens next
+    assert LedgerEntry.objects.filter(usage=usage).count() == 1
