@@ -57,6 +57,9 @@ def team() -> dict[str, Any]:
         experience_level="senior",
         help_with="Reviewing design documents",
     )
+    from mathia.wallet.actions import wallet_credit
+
+    wallet_credit(wallet_id=_wallet(team).pk, amount=500, reason=EntryReason.STAFF_CREDIT, idempotency_key="topup")
     return team
 
 
@@ -205,8 +208,9 @@ async def test_a_wallet_too_low_for_a_call_makes_no_call_and_mathia_says_where_t
         frame = await socket.recv_until("message.new", timeout=20, room_id=general.pk)
     message = frame["message"]
     assert message["status"] == "failed"
-    assert "wallet has 20 credits" in message["body"]
-    assert "up to 27" in message["body"]
+    assert "does not have enough credits" in message["body"]
+    assert "20" not in message["body"]  # everyone in the room reads it: no amounts
+    assert "27" not in message["body"]
     assert f'href="/settings/wallet/{team["workspace"].slug}/"' in message["html"]
     assert llm.requests_for("anthropic") == []  # no call was made
     assert await database_sync_to_async(lambda: UsageRecord.objects.count())() == 0
@@ -285,3 +289,39 @@ def test_an_answer_costing_more_than_is_left_takes_the_rest_and_logs_the_unpaid_
     assert any("wallet_usage_underpaid" in r.getMessage() and "'cost': 12" in r.getMessage() for r in caplog.records)
     assert wallet_bill_usage(usage=usage) == 3  # billed once, whatever happens next
     assert LedgerEntry.objects.filter(usage=usage).count() == 1
+
+
+def test_the_check_counts_every_model_round_of_the_tool_loop(
+    team: dict[str, Any], priced: None, settings: Any, llm: FakeLLMServer
+) -> None:
+    from mathia.wallet.billing import call_credits_max, wallet_shortfall
+
+    assert call_credits_max() == 27
+    settings.ASSISTANT_TOOL_STEPS = 3  # the router's setting: up to 4 calls to the model per answer
+    assert call_credits_max() == 4 * 27
+    wallet = _wallet(team)
+    wallet_debit(wallet_id=wallet.pk, amount=wallet.balance - 100, reason=EntryReason.USAGE, idempotency_key="d")
+    shortfall = wallet_shortfall(workspace_id=team["workspace"].pk)
+    assert shortfall is not None
+    assert (shortfall.balance, shortfall.needed) == (100, 108)
+
+
+def test_a_runner_can_refuse_an_unpaid_answer_right_before_the_model(
+    team: dict[str, Any], priced: None, llm: FakeLLMServer
+) -> None:
+    """For the tool router: free answers (commands) start; the model round is what is refused."""
+    from mathia.assistant.actions import assistant_answer_refuse_unpaid, assistant_answer_start
+    from mathia.assistant.models import AssistantRun, RunState
+    from mathia.chat.actions import message_send
+
+    trigger, _ = message_send(user=team["ada"], room_id=team["general"].pk, client_id="q9", body="a question")
+    started = assistant_answer_start(trigger_message_id=trigger["id"], asker_id=team["ada"].pk)
+    assert started is not None
+    assert assistant_answer_refuse_unpaid(run_id=started.run_id) is False  # enough credits: go on
+    wallet = _wallet(team)
+    wallet_debit(wallet_id=wallet.pk, amount=wallet.balance, reason=EntryReason.USAGE, idempotency_key="all")
+    assert assistant_answer_refuse_unpaid(run_id=started.run_id) is True
+    run = AssistantRun.objects.select_related("answer").get(pk=started.run_id)
+    assert (run.state, run.error_code) == (RunState.FAILED, "no_credits")
+    assert "does not have enough credits" in run.answer.body
+    assert not UsageRecord.objects.exists()

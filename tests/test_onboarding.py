@@ -346,3 +346,18 @@ async def test_the_chat_socket_stays_closed_until_onboarding_is_done() -> None:
     await communicator.connect()
     assert await communicator.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
     await communicator.disconnect()
+
+
+def test_the_address_new_is_reserved_for_the_new_workspace_page(client: Client) -> None:
+    from mathia.workspaces.actions import workspace_create
+
+    owner = make_user(display_name="Owner")
+    assert workspace_create(owner=owner, name="New").slug != "new"
+    sign_up(client)
+    client.post("/welcome/profile/", profile_data())
+    client.post("/welcome/goals/", {"skip": "skip"})
+    response = client.post("/welcome/workspace/", {"action": "create", "name": "New", "slug": "new"})
+    assert response.status_code == 400
+    assert "errors-slug" in response.content.decode()
+    response = client.post("/welcome/workspace/", {"action": "create", "name": "New", "slug": ""})
+    assert response.status_code == 400  # made from the name: "new" too

@@ -29,6 +29,7 @@ from mathia.wallet.models import AppendOnly, EntryKind, EntryReason, LedgerEntry
 from mathia.wallet.selectors import wallet_mismatches
 from mathia.wallet.tasks import reconcile
 from mathia.workspaces.actions import membership_add, workspace_create
+from mathia.workspaces.models import Membership
 from tests.helpers import assert_error, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -222,23 +223,32 @@ def test_concurrent_debits_never_overdraw_and_retries_charge_once(settings: Any)
 # --- the ways in ---------------------------------------------------------------------------
 
 
-def test_a_new_workspace_gets_the_configured_starting_grant_once(settings: Any) -> None:
+def test_the_starting_grant_comes_once_per_person_with_their_first_workspace(settings: Any, client: Client) -> None:
     settings.WALLET_STARTING_GRANT = 250
-    ada = make_user(display_name="Ada")  # her default workspace
-    workspace = workspace_create(owner=ada, name="Acme")
-    wallet = Wallet.objects.get(workspace=workspace)
+    ada = make_user(display_name="Ada")
+    default = Membership.objects.get(user=ada, is_default=True).workspace
+    wallet = Wallet.objects.get(workspace=default)
     assert wallet.balance == 250
     entry = LedgerEntry.objects.get(wallet=wallet)
     assert (entry.reason, entry.amount, entry.kind) == (EntryReason.STARTING_GRANT, 250, EntryKind.CREDIT)
+    assert entry.idempotency_key == f"starting-grant:user:{ada.pk}"
+    # More workspaces, by the action or through /w/new/, bring no free credits.
+    more = workspace_create(owner=ada, name="Acme")
+    client.force_login(ada)
+    for n in range(3):
+        assert client.post("/w/new/", {"name": f"Farm {n}"}).status_code == 302
+    assert Wallet.objects.filter(workspace__owner=ada).count() == 5
+    assert Wallet.objects.get(workspace=more).balance == 0
+    assert LedgerEntry.objects.filter(reason=EntryReason.STARTING_GRANT).count() == 1
+    # A second default workspace for the same person (it should not happen) grants nothing either.
     from mathia.wallet.actions import wallet_open_with_grant
 
-    wallet_open_with_grant(workspace_id=workspace.pk, grant=250)  # again: nothing more
-    wallet.refresh_from_db()
-    assert wallet.balance == 250
+    wallet_open_with_grant(workspace_id=more.pk, owner_id=ada.pk, grant=250)
+    assert Wallet.objects.get(workspace=more).balance == 0
     settings.WALLET_STARTING_GRANT = 0
-    bare = workspace_create(owner=ada, name="Bare")
-    assert Wallet.objects.get(workspace=bare).balance == 0
-    assert not LedgerEntry.objects.filter(wallet__workspace=bare).exists()
+    bob = make_user(display_name="Bob")
+    assert Wallet.objects.get(workspace__owner=bob).balance == 0
+    assert not LedgerEntry.objects.filter(wallet__workspace__owner=bob).exists()
 
 
 def test_staff_credit_from_the_command_line_is_idempotent_per_key(settings: Any) -> None:
@@ -337,8 +347,6 @@ def test_only_workspace_admins_see_the_wallet(settings: Any, client: Client) -> 
     assert 'data-section="profile"' in profile
     assert 'data-section="goals"' in profile
     assert 'data-section="wallet"' in profile  # Bob owns his own default workspace
-    from mathia.workspaces.models import Membership
-
     Membership.objects.filter(user=bob, role="owner").update(role="member")  # now an admin of nothing
     assert 'data-section="wallet"' not in client.get("/settings/profile/").content.decode()
     assert_error(client.get("/settings/wallet/"), status=404, code="not_found")

@@ -28,7 +28,7 @@ from mathia.core.errors import AppError, NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, send_on_commit
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.models import Room, RoomKind, RoomMembership
-from mathia.wallet.billing import no_credits_text, wallet_bill_usage, wallet_shortfall
+from mathia.wallet.billing import wallet_bill_usage, wallet_refusal
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -99,12 +99,11 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
     except AppError:
         return None
     mathia = assistant_user()
-    shortfall = wallet_shortfall(workspace_id=access.room.workspace_id)
-    if shortfall is not None:  # no call the workspace cannot pay for
-        _post_note(
-            no_credits_text(shortfall, room=access.room), trigger=trigger, room=access.room, mathia=mathia, clock=clock
-        )
-        log.warning("assistant_no_credits", room_id=trigger.room_id, balance=shortfall.balance, needed=shortfall.needed)
+    # No call the workspace cannot pay for. (With the tool router, answers that need no model
+    # call this later instead: assistant_answer_refuse_unpaid, right before the model.)
+    refusal = wallet_refusal(room=access.room)
+    if refusal is not None:
+        _post_note(refusal, trigger=trigger, room=access.room, mathia=mathia, clock=clock)
         return None
     run_key = uuid.uuid4().hex
     try:
@@ -280,6 +279,23 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         first_token_ms=outcome.first_token_ms,
         total_ms=outcome.total_ms,
     )
+    return True
+
+
+def assistant_answer_refuse_unpaid(*, run_id: int, clock: Clock = system_clock) -> bool:
+    """Right before a started answer reaches a model: end it, saying why, if the wallet cannot pay.
+
+    True when the answer was ended (no model may be called for it). For a runner whose answer
+    may be served without a model (commands, parsed intents), so those stay free.
+    """
+    run = AssistantRun.objects.select_related("room__workspace").filter(pk=run_id).first()
+    if run is None:
+        return True
+    refusal = wallet_refusal(room=run.room)
+    if refusal is None:
+        return False
+    outcome = RunOutcome(state=RunState.FAILED, text="", note=refusal, error_code="no_credits")
+    assistant_answer_finish(run_id=run_id, outcome=outcome, clock=clock)
     return True
 
 

@@ -229,18 +229,25 @@ def wallet_debit_up_to(
     )
 
 
-def wallet_open_with_grant(*, workspace_id: int, grant: int, clock: Clock = system_clock) -> Wallet:
-    """A new workspace's wallet with its starting grant (once per workspace, whatever happens)."""
+def wallet_open_with_grant(*, workspace_id: int, owner_id: int, grant: int, clock: Clock = system_clock) -> Wallet:
+    """The wallet of a person's first (default) workspace, with the starting grant.
+
+    Once per person, not per workspace: the key names the owner, so creating more workspaces
+    (``/w/new/`` has no limit) mints no credits.
+    """
     wallet = wallet_open(workspace_id=workspace_id, clock=clock)
     if grant > 0:
-        wallet_credit(
-            wallet_id=wallet.pk,
-            amount=grant,
-            reason=EntryReason.STARTING_GRANT,
-            idempotency_key=f"starting-grant:workspace:{workspace_id}",
-            note="Welcome credits for a new workspace",
-            clock=clock,
-        )
+        try:
+            wallet_credit(
+                wallet_id=wallet.pk,
+                amount=grant,
+                reason=EntryReason.STARTING_GRANT,
+                idempotency_key=f"starting-grant:user:{owner_id}",
+                note="Welcome credits for a new workspace",
+                clock=clock,
+            )
+        except IdempotencyConflict:  # this person had theirs, in another workspace
+            log.info("wallet_starting_grant_already_given", owner_id=owner_id, workspace_id=workspace_id)
         wallet.refresh_from_db()
     return wallet
 

@@ -60,10 +60,20 @@ def primary_model() -> tuple[str, str]:
     return "builtin", ""
 
 
+def model_rounds() -> int:
+    """How many times one answer may call the model: once, plus once per tool step.
+
+    The tool router's loop (``ASSISTANT_TOOL_STEPS``) sends the prompt again after each tool
+    result; where that setting does not exist yet, an answer is one call.
+    """
+    return int(getattr(settings, "ASSISTANT_TOOL_STEPS", 0)) + 1
+
+
 def call_credits_max() -> int:
-    """The most one answer by the primary model can cost: the full prompt budget and the longest answer."""
+    """The most one answer by the primary model can cost: every round with the full prompt budget
+    in and the longest answer out. Billing itself stays exact, from the usage recorded."""
     provider, model = primary_model()
-    return usage_credits(
+    return model_rounds() * usage_credits(
         provider=provider,
         model=model,
         input_tokens=settings.LLM_CONTEXT_TOKENS,
@@ -86,6 +96,21 @@ def wallet_shortfall(*, workspace_id: int) -> Shortfall | None:
     if balance >= needed:
         return None
     return Shortfall(balance=balance, needed=needed)
+
+
+def wallet_refusal(*, room: Room) -> str | None:
+    """Mathia's reply instead of an answer when the room's workspace cannot pay for one, else None."""
+    shortfall = wallet_shortfall(workspace_id=room.workspace_id)
+    if shortfall is None:
+        return None
+    log.warning(
+        "assistant_no_credits",
+        workspace_id=room.workspace_id,
+        room_id=room.pk,
+        balance=shortfall.balance,
+        needed=shortfall.needed,
+    )
+    return no_credits_text(room=room)
 
 
 def wallet_bill_usage(*, usage: UsageRecord) -> int:
@@ -118,12 +143,15 @@ def wallet_bill_usage(*, usage: UsageRecord) -> int:
     return charged
 
 
-def no_credits_text(shortfall: Shortfall, *, room: Room) -> str:
-    """What Mathia says in the room instead of answering, with the way to the wallet."""
+def no_credits_text(*, room: Room) -> str:
+    """What Mathia says in the room instead of answering, with the way to the wallet.
+
+    No amounts: everyone in the room reads this, and only the workspace's admins may see its wallet.
+    """
     from django.urls import reverse
 
     url = reverse("settings_wallet", args=[room.workspace.slug])
     return (
-        f"I can't answer right now: this workspace's wallet has {shortfall.balance} credits and an answer "
-        f"can cost up to {shortfall.needed}. A workspace admin can add credits in [Settings → Wallet]({url})."
+        "I can't answer right now: this workspace does not have enough credits left for an answer. "
+        f"A workspace admin can add credits in [Settings → Wallet]({url})."
     )

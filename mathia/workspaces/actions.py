@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from mathia.core.errors import InvalidInput, PermissionDenied
-from mathia.wallet.actions import wallet_open_with_grant
+from mathia.wallet.actions import wallet_open, wallet_open_with_grant
 from mathia.workspaces.access import check_workspace_admin
 from mathia.workspaces.models import Membership, Role, Workspace
 
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from mathia.accounts.models import User
 
 log = structlog.get_logger(__name__)
+
+# Addresses that are pages of their own under /w/ (``/w/new/`` creates a workspace).
+RESERVED_SLUGS = frozenset({"new"})
 
 
 def workspace_create(*, owner: User, name: str, make_default: bool = False) -> Workspace:
@@ -31,14 +34,19 @@ def workspace_create(*, owner: User, name: str, make_default: bool = False) -> W
         raise InvalidInput("A workspace name is at most 80 characters.", field="name")
     base = slugify(name)[:40] or "workspace"
     for attempt in range(8):
-        slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
+        slug = base if attempt == 0 and base not in RESERVED_SLUGS else f"{base}-{secrets.token_hex(3)}"
         try:
             with transaction.atomic():
                 workspace = Workspace.objects.create(name=name, slug=slug, owner=owner)
                 if make_default:
                     Membership.objects.filter(user=owner, is_default=True).update(is_default=False)
                 Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER, is_default=make_default)
-                wallet_open_with_grant(workspace_id=workspace.pk, grant=settings.WALLET_STARTING_GRANT)
+                if make_default:  # the one made at sign-up; more workspaces bring no free credits
+                    wallet_open_with_grant(
+                        workspace_id=workspace.pk, owner_id=owner.pk, grant=settings.WALLET_STARTING_GRANT
+                    )
+                else:
+                    wallet_open(workspace_id=workspace.pk)
         except IntegrityError:
             if Workspace.objects.filter(slug=slug).exists():
                 continue
@@ -140,6 +148,8 @@ def workspace_rename(*, actor: Membership, name: str, slug: str = "") -> Workspa
             field="slug",
         )
     taken = InvalidInput("That address is taken; choose another.", code="slug_taken", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise taken
     workspace = actor.workspace
     if Workspace.objects.filter(slug=slug).exclude(pk=workspace.pk).exists():
         raise taken
