@@ -2,38 +2,38 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from mathia.accounts.actions import user_onboarding_finish, user_onboarding_move, user_update_details
+from mathia.accounts.actions import user_onboarding_move, user_update_details
 from mathia.accounts.models import User
 from mathia.core.errors import AppError, InvalidInput
 from mathia.core.http import request_user
 from mathia.goals.actions import goal_profile_save
 from mathia.goals.selectors import goal_profile_for_user
+from mathia.onboarding.actions import (
+    invite_token_from,
+    onboarding_finish,
+    onboarding_first_room,
+    onboarding_invite_emails,
+    onboarding_invite_link,
+    onboarding_join,
+    onboarding_workspace,
+    onboarding_workspace_setup,
+)
 from mathia.onboarding.forms import GoalsForm, JoinForm, ProfileForm, TeammatesForm, WorkspaceForm
 from mathia.onboarding.steps import GOALS, PROFILE, TEAMMATES, WORKSPACE, Step, reached_index, step_index, steps_for
 from mathia.rooms import actions as room_actions
 from mathia.rooms.invite_session import pending_invite_forget, pending_invite_token
-from mathia.rooms.models import Room, RoomKind
-from mathia.workspaces.actions import membership_make_default, workspace_rename
-from mathia.workspaces.models import Membership, Role
-from mathia.workspaces.selectors import default_membership
-
-INVITE_LINK = re.compile(r"/invite/([A-Za-z0-9_-]+)/?")
-INVITES_AT_ONCE = 20
-FIRST_ROOM = "general"
+from mathia.rooms.models import Invite, Room
+from mathia.workspaces.models import Role
 
 
 def _invite(request: HttpRequest) -> dict[str, Any] | None:
@@ -119,27 +119,15 @@ def _advance(request: HttpRequest, user: User, current: Step, invite: dict[str, 
 
 
 def _join(request: HttpRequest, user: User, token: str) -> HttpResponse:
-    room = room_actions.invite_accept(user=user, token=token)
+    room = onboarding_join(user=user, token=token)
     pending_invite_forget(request)
-    with transaction.atomic():
-        membership_make_default(user=user, workspace_id=room.workspace_id)
-        user_onboarding_finish(user=user)
     return redirect(_room_url(room))
 
 
 def _finish(request: HttpRequest, user: User) -> HttpResponse:
-    user_onboarding_finish(user=user)
-    membership = _own_workspace(user)
-    room = Room.objects.filter(workspace_id=membership.workspace_id, kind=RoomKind.PUBLIC, name=FIRST_ROOM).first()
+    workspace, room = onboarding_finish(user=user)
     messages.success(request, "You're all set. Mention @mathia in any room to ask it something.")
-    return redirect(_room_url(room) if room else reverse("chat", args=[membership.workspace.slug]))
-
-
-def _own_workspace(user: User) -> Membership:
-    """The workspace the wizard sets up: the default one made at sign-up."""
-    membership = default_membership(user=user)
-    assert membership is not None  # user_register made it
-    return membership
+    return redirect(_room_url(room) if room else reverse("chat", args=[workspace.slug]))
 
 
 # --- the steps ----------------------------------------------------------------------------
@@ -194,42 +182,32 @@ def _goals(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> H
 
 
 def _workspace(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
-    membership = _own_workspace(user)
-    workspace = membership.workspace
-    renamed = Room.objects.filter(workspace=workspace, kind=RoomKind.PUBLIC, name=FIRST_ROOM).exists()
-    initial = {"name": workspace.name, "slug": workspace.slug} if renamed else {}
+    workspace = onboarding_workspace(user=user).workspace
+    set_up = onboarding_first_room(workspace_id=workspace.pk) is not None
+    initial = {"name": workspace.name, "slug": workspace.slug} if set_up else {}
     form, join = WorkspaceForm(initial=initial), JoinForm()
     if request.method == "POST" and request.POST.get("action") == "join":
         join = JoinForm(request.POST)
         if join.is_valid():
-            match = INVITE_LINK.search(join.cleaned_data["invite_link"])
-            token = match.group(1) if match else join.cleaned_data["invite_link"].strip()
             try:
-                return _join(request, user, token)
+                return _join(request, user, invite_token_from(join.cleaned_data["invite_link"]))
             except AppError as error:
                 join.add_error("invite_link", error.message)
     elif request.method == "POST":
         form = WorkspaceForm(request.POST, initial=initial)
         if form.is_valid():
             try:
-                with transaction.atomic():
-                    workspace = workspace_rename(
-                        actor=membership, name=form.cleaned_data["name"], slug=form.cleaned_data["slug"]
-                    )
-                    if not renamed:
-                        room_actions.room_create(
-                            user=user, workspace_slug=workspace.slug, name=FIRST_ROOM, kind=RoomKind.PUBLIC
-                        )
+                onboarding_workspace_setup(user=user, name=form.cleaned_data["name"], slug=form.cleaned_data["slug"])
             except InvalidInput as error:
                 form.add_app_error(error)
             else:
                 return _advance(request, user, WORKSPACE, invite)
-    return {"form": form, "join": join, "suggested": f"{user.name}'s team"}
+    return {"form": form, "join": join}
 
 
 def _teammates(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> HttpResponse | dict[str, Any]:
-    membership = _own_workspace(user)
-    room = Room.objects.filter(workspace_id=membership.workspace_id, kind=RoomKind.PUBLIC, name=FIRST_ROOM).first()
+    membership = onboarding_workspace(user=user)
+    room = onboarding_first_room(workspace_id=membership.workspace_id)
     if room is None or membership.role != Role.OWNER:
         return _advance(request, user, TEAMMATES, invite)
     context: dict[str, Any] = {"form": TeammatesForm(), "room": room, "link": None, "sent": []}
@@ -237,40 +215,27 @@ def _teammates(request: HttpRequest, user: User, invite: dict[str, Any] | None) 
     if action in ("skip", "finish"):
         return _advance(request, user, TEAMMATES, invite)
     if action == "link":
-        created = room_actions.invite_create(user=user, room_id=room.pk, max_uses=50)
-        context["link"] = request.build_absolute_uri(reverse("invite", args=[created.token]))
+        created = onboarding_invite_link(user=user, room=room)
+        context["link"] = _invite_url(request, created)
     elif action == "email":
         form = context["form"] = TeammatesForm(request.POST)
         if form.is_valid():
-            emails = [e.strip() for e in re.split(r"[,\s;]+", form.cleaned_data["emails"]) if e.strip()]
-            bad = []
-            for email in emails:
-                try:
-                    validate_email(email)
-                except ValidationError:
-                    bad.append(email)
-            if bad:
-                form.add_error("emails", f"Not an email address: {', '.join(bad[:5])}.")
-            elif len(emails) > INVITES_AT_ONCE:
-                form.add_error("emails", f"Invite at most {INVITES_AT_ONCE} people at once.")
+            try:
+                context["sent"] = onboarding_invite_emails(
+                    user=user,
+                    room=room,
+                    raw=form.cleaned_data["emails"],
+                    accept_url=lambda created: _invite_url(request, created),
+                )
+            except InvalidInput as error:
+                form.add_app_error(error)
             else:
-                context["sent"] = _email_invites(request, user, room, emails)
                 context["form"] = TeammatesForm()
     return context
 
 
-def _email_invites(request: HttpRequest, user: User, room: Room, emails: list[str]) -> list[dict[str, str]]:
-    sent = []
-    for email in dict.fromkeys(e.lower() for e in emails):
-        invite = room_actions.invite_create(user=user, room_id=room.pk, email=email)
-        url = request.build_absolute_uri(reverse("invite", args=[invite.token]))
-        try:
-            room_actions.invite_email_send(invite=invite, inviter=user, accept_url=url)
-        except room_actions.InviteEmailNotSent as error:
-            sent.append({"email": email, "error": error.message})
-        else:
-            sent.append({"email": email, "error": ""})
-    return sent
+def _invite_url(request: HttpRequest, invite: Invite) -> str:
+    return request.build_absolute_uri(reverse("invite", args=[invite.token]))
 
 
 _HANDLERS = {"profile": _profile, "goals": _goals, "workspace": _workspace, "teammates": _teammates}
