@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from celery.schedules import crontab
+
 from mathia.core.config import PROJECT_ROOT, ConfigError, load_config
 from mathia.core.logging import logging_config
 
@@ -44,6 +46,10 @@ INSTALLED_APPS = [
     "mathia.chat",
     "mathia.realtime",
     "mathia.assistant",
+    "mathia.goals",
+    "mathia.wallet",
+    "mathia.onboarding",
+    "mathia.usersettings",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +64,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_structlog.middlewares.RequestMiddleware",
     "mathia.core.middleware.AppErrorMiddleware",
+    "mathia.onboarding.middleware.OnboardingRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "mathia.urls"
@@ -132,6 +139,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
+    # Every wallet's balance against the sum of its ledger, daily; differences are logged as critical.
+    "wallet-reconcile": {"task": "wallet.reconcile", "schedule": crontab(hour=3, minute=17)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -195,6 +204,16 @@ ASSISTANT_MAX_PER_USER = CONFIG.ASSISTANT_MAX_PER_USER
 ASSISTANT_MAX_PER_WORKSPACE = CONFIG.ASSISTANT_MAX_PER_WORKSPACE
 ASSISTANT_MAX_TOTAL = CONFIG.ASSISTANT_MAX_TOTAL
 ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
+
+# --- Onboarding, goals and the wallet ---------------------------------------------------
+# Credits a new workspace starts with; prices per provider:model in credits per 1,000 tokens
+# (the built-in assistant is always free); the balance under which admins are warned.
+WALLET_STARTING_GRANT = CONFIG.WALLET_STARTING_GRANT
+WALLET_PRICES = CONFIG.WALLET_PRICES
+WALLET_LOW_BALANCE = CONFIG.WALLET_LOW_BALANCE
+# Who is mailed when the daily reconciliation finds a wallet whose balance is not its ledger's sum.
+WALLET_ALERT_EMAILS = CONFIG.WALLET_ALERT_EMAILS
+AVATAR_MAX_BYTES = CONFIG.AVATAR_MAX_BYTES
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

@@ -10,4 +10,9 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("mathia.workspaces.urls")),
     path("", include("mathia.rooms.urls")),
+    path("", include("mathia.onboarding.urls")),
+    path("", include("mathia.accounts.urls")),
+    path("", include("mathia.usersettings.urls")),
+    path("", include("mathia.goals.urls")),
+    path("", include("mathia.wallet.urls")),
 ]

@@ -11,13 +11,23 @@ from mathia.accounts.models import User
 _counter = itertools.count(1)
 
 
-def make_user(*, email: str | None = None, password: str = "a-long-passphrase-42", **fields: Any) -> User:
-    """A registered, active user with a verified email and a default workspace."""
+def make_user(
+    *, email: str | None = None, password: str = "a-long-passphrase-42", onboarded: bool = True, **fields: Any
+) -> User:
+    """A registered, active user with a verified email and a default workspace.
+
+    ``onboarded`` (the default) means they finished the onboarding wizard, so the app is open
+    to them; ``onboarded=False`` is someone who just signed up.
+    """
     from allauth.account.models import EmailAddress
+    from django.utils import timezone
 
     n = next(_counter)
     email = email or f"user{n}@example.com"
     fields.setdefault("display_name", f"User {n}")
+    if onboarded:
+        fields.setdefault("onboarded_at", timezone.now())
+        fields.setdefault("onboarding_step", "done")
     user = User.objects.create_user(email=email, password=password, **fields)
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     return user

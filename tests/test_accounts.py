@@ -71,8 +71,10 @@ def test_registration_then_verification_then_login(client: Client) -> None:
     assert response.status_code == 302
     home = client.get("/", follow=True)
     assert home.status_code == 200
-    assert home.redirect_chain[-1][0] == f"/w/{default.workspace.slug}/"
-    assert b"Ada Lovelace" in home.content
+    # A new person goes through onboarding first (tests/test_onboarding.py), their name filled in.
+    assert home.redirect_chain[-1][0] == "/welcome/profile/"
+    assert b'value="Ada Lovelace"' in home.content
+    assert client.get(f"/w/{default.workspace.slug}/")["Location"] == "/welcome/"
 
 
 def test_signup_rejects_weak_passwords(client: Client) -> None:

@@ -218,9 +218,12 @@ def test_invite_by_email_brings_a_new_user_through_signup_into_the_room(client: 
     )
     confirm = re.search(r"https?://[^\s]+(/accounts/confirm-email/[^\s]+)", mail.outbox[-1].body).group(1)
     newcomer.post(confirm)
+    # Onboarding asks for the profile and goals only, then ends in the invited room.
     home = newcomer.get("/", follow=True)
-    assert home.redirect_chain[-1][0] == path  # straight back to the invitation
-    joined = newcomer.post(path)
+    assert home.redirect_chain[-1][0] == "/welcome/profile/"
+    assert b"You're joining" in home.content
+    newcomer.post("/welcome/profile/", {"display_name": "Newbie", "title": "", "timezone": "UTC"})
+    joined = newcomer.post("/welcome/goals/", {"skip": "skip"})
     assert joined["Location"].endswith(f"#room-{team['secret'].pk}")
     user = User.objects.get(email="newbie@example.com")
     assert RoomMembership.objects.filter(room=team["secret"], user=user).exists()

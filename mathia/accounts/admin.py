@@ -27,7 +27,8 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ["is_staff", "is_superuser", "is_active"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("display_name", "timezone")}),
+        ("Profile", {"fields": ("display_name", "title", "timezone", "avatar")}),
+        ("Onboarding", {"fields": ("onboarding_step", "onboarded_at")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -43,6 +43,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     # access check as itself; it acts only on behalf of the person who asked.
     is_assistant = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=dj_timezone.now)
+    # Profile details asked for by the onboarding wizard (editable in Settings → Profile).
+    title = models.CharField(max_length=80, blank=True, help_text="Role or title, e.g. Product designer.")
+    # A re-encoded square PNG (see accounts/avatars.py); never the uploaded bytes themselves.
+    avatar = models.FileField(upload_to="avatars/", blank=True)
+    # Where the onboarding wizard is (the step a returning user resumes at), and when it ended.
+    # The app is reachable only once ``onboarded_at`` is set (onboarding/middleware.py).
+    onboarding_step = models.CharField(max_length=16, default="profile")
+    onboarded_at = models.DateTimeField(null=True, blank=True)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -59,6 +67,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     def clean(self) -> None:
         super().clean()
         self.email = normalize_email(self.email)
+
+    @property
+    def is_onboarded(self) -> bool:
+        return self.onboarded_at is not None
 
     @property
     def name(self) -> str:

@@ -28,6 +28,7 @@ from mathia.core.errors import AppError, NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, send_on_commit
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.models import Room, RoomKind, RoomMembership
+from mathia.wallet.billing import wallet_bill_usage, wallet_refusal
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -98,6 +99,12 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
     except AppError:
         return None
     mathia = assistant_user()
+    # No call the workspace cannot pay for. (With the tool router, answers that need no model
+    # call this later instead: assistant_answer_refuse_unpaid, right before the model.)
+    refusal = wallet_refusal(room=access.room)
+    if refusal is not None:
+        _post_note(refusal, trigger=trigger, room=access.room, mathia=mathia, clock=clock)
+        return None
     run_key = uuid.uuid4().hex
     try:
         slot = slot_acquire(run_key=run_key, user_id=asker.pk, workspace_id=access.room.workspace_id, clock=clock)
@@ -151,17 +158,23 @@ _BUSY_TEXT = {
 
 def _post_busy(busy: Busy, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
     answers = "an answer" if busy.limit == 1 else f"{busy.limit} answers"
+    text = _BUSY_TEXT[busy.scope].format(limit=busy.limit, answers=answers)
+    _post_note(text, trigger=trigger, room=room, mathia=mathia, clock=clock)
+    log.warning("assistant_busy", scope=busy.scope, limit=busy.limit, room_id=trigger.room_id)
+
+
+def _post_note(text: str, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
+    """Mathia's short reply instead of an answer (busy, or no credits)."""
     with transaction.atomic():
         _join_room(room, mathia)
         internal_message_post(
             author=mathia,
             room_id=trigger.room_id,
-            body="_" + _BUSY_TEXT[busy.scope].format(limit=busy.limit, answers=answers) + "_",
+            body="_" + text + "_",
             status=MessageStatus.FAILED,
             reply_to_id=trigger.pk,
             clock=clock,
         )
-    log.warning("assistant_busy", scope=busy.scope, limit=busy.limit, room_id=trigger.room_id)
 
 
 @dataclass(frozen=True)
@@ -234,7 +247,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 status=_MESSAGE_STATUS[RunState(outcome.state)],
             )
         if outcome.provider:
-            UsageRecord.objects.create(
+            usage = UsageRecord.objects.create(
                 run=run,
                 user_id=run.asker_id,
                 workspace_id=run.room.workspace_id,
@@ -253,6 +266,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 outcome=outcome.state,
                 created_at=now,
             )
+            wallet_bill_usage(usage=usage)  # in this transaction: no usage is left unbilled
         answer_id = run.answer_id
         transaction.on_commit(lambda: buffer_clear(answer_id))
     log.info(
@@ -265,6 +279,23 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         first_token_ms=outcome.first_token_ms,
         total_ms=outcome.total_ms,
     )
+    return True
+
+
+def assistant_answer_refuse_unpaid(*, run_id: int, clock: Clock = system_clock) -> bool:
+    """Right before a started answer reaches a model: end it, saying why, if the wallet cannot pay.
+
+    True when the answer was ended (no model may be called for it). For a runner whose answer
+    may be served without a model (commands, parsed intents), so those stay free.
+    """
+    run = AssistantRun.objects.select_related("room__workspace").filter(pk=run_id).first()
+    if run is None:
+        return True
+    refusal = wallet_refusal(room=run.room)
+    if refusal is None:
+        return False
+    outcome = RunOutcome(state=RunState.FAILED, text="", note=refusal, error_code="no_credits")
+    assistant_answer_finish(run_id=run_id, outcome=outcome, clock=clock)
     return True
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
@@ -74,6 +75,12 @@ class MathiaConfig(BaseModel):
     ASSISTANT_MAX_TOTAL: int = Field(default=400, ge=1)
     ASSISTANT_FLUSH_MS: int = Field(default=40, ge=5, le=1000)
 
+    WALLET_STARTING_GRANT: int = Field(default=500, ge=0, le=10**9)
+    WALLET_PRICES: dict[str, tuple[Decimal, Decimal]] = Field(default_factory=dict)
+    WALLET_LOW_BALANCE: int = Field(default=100, ge=0)
+    WALLET_ALERT_EMAILS: list[str] = Field(default_factory=list)
+    AVATAR_MAX_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None
 
@@ -109,6 +116,37 @@ class MathiaConfig(BaseModel):
                 prices[model.strip()] = (float(parts[0]), float(parts[1]))
             except ValueError:
                 raise ValueError("prices must be numbers, like gpt-4o-mini=0.15/0.6") from None
+        return prices
+
+    @field_validator("WALLET_ALERT_EMAILS", mode="before")
+    @classmethod
+    def _email_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("WALLET_PRICES", mode="before")
+    @classmethod
+    def _wallet_prices(cls, value: object) -> object:
+        """``provider:model=input/output,...`` in credits per 1,000 tokens; ``*`` as the model matches any."""
+        if not isinstance(value, str):
+            return value
+        prices: dict[str, tuple[Decimal, Decimal]] = {}
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key, sep, pair = item.partition("=")
+            provider, colon, model = key.strip().partition(":")
+            parts = pair.split("/")
+            if not sep or not colon or not provider.strip() or not model.strip() or len(parts) != 2:
+                raise ValueError("must look like provider:model=input/output,... (credits per 1,000 tokens)")
+            try:
+                price = (Decimal(parts[0].strip()), Decimal(parts[1].strip()))
+            except InvalidOperation:
+                raise ValueError("prices must be numbers, like openai:gpt-4o-mini=0.2/0.8") from None
+            if not all(p.is_finite() and p >= 0 for p in price):
+                raise ValueError("prices must be zero or more")
+            prices[f"{provider.strip()}:{model.strip()}"] = price
         return prices
 
     @field_validator("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")

@@ -31,7 +31,10 @@ def _user_for(scope: dict[str, Any]) -> Any:
     if not session_key:
         return AnonymousUser()
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
+    user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
+    if getattr(user, "onboarded_at", True) is None:  # the app opens once onboarding is done (onboarding/)
+        return AnonymousUser()
+    return user
 
 
 class SessionAuthMiddleware:

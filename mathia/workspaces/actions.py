@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import TYPE_CHECKING
 
 import structlog
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from mathia.core.errors import InvalidInput, PermissionDenied
+from mathia.wallet.actions import wallet_open, wallet_open_with_grant
 from mathia.workspaces.access import check_workspace_admin
 from mathia.workspaces.models import Membership, Role, Workspace
 
@@ -17,6 +20,9 @@ if TYPE_CHECKING:
     from mathia.accounts.models import User
 
 log = structlog.get_logger(__name__)
+
+# Addresses that are pages of their own under /w/ (``/w/new/`` creates a workspace).
+RESERVED_SLUGS = frozenset({"new"})
 
 
 def workspace_create(*, owner: User, name: str, make_default: bool = False) -> Workspace:
@@ -28,13 +34,19 @@ def workspace_create(*, owner: User, name: str, make_default: bool = False) -> W
         raise InvalidInput("A workspace name is at most 80 characters.", field="name")
     base = slugify(name)[:40] or "workspace"
     for attempt in range(8):
-        slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
+        slug = base if attempt == 0 and base not in RESERVED_SLUGS else f"{base}-{secrets.token_hex(3)}"
         try:
             with transaction.atomic():
                 workspace = Workspace.objects.create(name=name, slug=slug, owner=owner)
                 if make_default:
                     Membership.objects.filter(user=owner, is_default=True).update(is_default=False)
                 Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER, is_default=make_default)
+                if make_default:  # the one made at sign-up; more workspaces bring no free credits
+                    wallet_open_with_grant(
+                        workspace_id=workspace.pk, owner_id=owner.pk, grant=settings.WALLET_STARTING_GRANT
+                    )
+                else:
+                    wallet_open(workspace_id=workspace.pk)
         except IntegrityError:
             if Workspace.objects.filter(slug=slug).exists():
                 continue
@@ -116,3 +128,45 @@ def membership_remove(*, actor: Membership, target: Membership) -> None:
         if target.role == Role.ADMIN and actor.role != Role.OWNER:
             raise PermissionDenied("Only the owner can remove an admin.")
     target.delete()
+
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,48}[a-z0-9])$")
+
+
+def workspace_rename(*, actor: Membership, name: str, slug: str = "") -> Workspace:
+    """Set the workspace's name and address (``slug``, derived from the name when empty)."""
+    check_workspace_admin(actor)
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("A workspace needs a name.", field="name")
+    if len(name) > 80:
+        raise InvalidInput("A workspace name is at most 80 characters.", field="name")
+    slug = slug.strip().lower() or slugify(name)[:50].strip("-")
+    if not _SLUG.match(slug):
+        raise InvalidInput(
+            "An address is 3 to 50 lowercase letters, digits or dashes, starting and ending with a letter or digit.",
+            field="slug",
+        )
+    taken = InvalidInput("That address is taken; choose another.", code="slug_taken", field="slug")
+    if slug in RESERVED_SLUGS:
+        raise taken
+    workspace = actor.workspace
+    if Workspace.objects.filter(slug=slug).exclude(pk=workspace.pk).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            Workspace.objects.filter(pk=workspace.pk).update(name=name, slug=slug)
+    except IntegrityError:
+        raise taken from None
+    workspace.name, workspace.slug = name, slug
+    log.info("workspace_renamed", workspace_id=workspace.pk, actor_id=actor.user_id)
+    return workspace
+
+
+def membership_make_default(*, user: User, workspace_id: int) -> None:
+    """Make ``workspace_id`` the one ``user`` lands in after signing in."""
+    with transaction.atomic():
+        Membership.objects.filter(user=user, is_default=True).exclude(workspace_id=workspace_id).update(
+            is_default=False
+        )
+        Membership.objects.filter(user=user, workspace_id=workspace_id).update(is_default=True)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class UserSettingsConfig(AppConfig):
+    name = "mathia.usersettings"
+    label = "usersettings"
