@@ -38,11 +38,13 @@ def help_text() -> str:
 
 
 async def show_help(ctx: ToolContext, args: HelpInput) -> ToolResult:
+    from mathia.assistant.builtin import model_status_line
+
     commands = [
         {"name": c.name, "usage": c.usage or f"/{c.name}", "description": c.description}
         for c in registry.slash_commands()
     ]
-    return ToolResult.ok(help_text(), data={"commands": commands})
+    return ToolResult.ok(help_text() + "\n\n" + model_status_line(), data={"commands": commands})
 
 
 register(
@@ -57,7 +59,7 @@ register(
         model_visible=False,
         progress="Looking up what I can do…",
     ),
-    slash=SlashCommand("help", usage="/help", description="what I can do"),
+    slash=SlashCommand("help", usage="/help", description="what I can do", parse=lambda rest: {}),
     intents=[
         IntentRule(
             "help",
