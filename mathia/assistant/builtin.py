@@ -28,6 +28,7 @@ ENABLE_MODEL = (
     "and restarts Mathia."
 )
 
+
 def _last_request(request: LLMRequest) -> str:
     for turn in reversed(request.messages):
         if turn.role == "user":

@@ -179,7 +179,7 @@ async def _run(spec: ToolSpec, arguments: object, ctx: ToolContext) -> tuple[Too
 def _invalid(spec: ToolSpec, error: ToolInputError) -> ToolResult:
     lines = "; ".join(f"`{p['field']}`: {p['message']}" if p["field"] else p["message"] for p in error.problems)
     return ToolResult.needs_input(
-        f"That doesn't fit `{spec.name}`: {lines}.",
+        f"That doesn't fit `{spec.name}`: {lines.rstrip('.')}.",
         data={"problems": error.problems, "schema": spec.json_schema},
     )
 

@@ -206,6 +206,7 @@ def _number(text: str) -> tuple[Decimal, str | None] | None:
         return None
     if match["mult"]:
         value *= _MULTIPLIERS[match["mult"].lower()]
+    value = Decimal(format(value.normalize(), "f"))  # 1.5k -> 1500, not 1500.0 or 1.5E+3
     return value, (NAMES[match["sym"]] if match["sym"] else None)
 
 
@@ -258,7 +259,7 @@ FX_RULE = IntentRule(
     "currency",
     [
         rf"convert {_AMT}? ?{_FROM}? ?{_SEP} {_TO}",
-        rf"(?:how much|what) (?:is|are|would be|will) {_AMT} ?{_FROM}? (?:in|to|into|worth in) {_TO}",
+        rf"(?:(?:how much|what) (?:is|are|would be|will)|what's|whats) {_AMT} ?{_FROM}? (?:in|to|into|worth in) {_TO}",
         rf"{_AMT} ?{_FROM}? {_SEP} {_TO}",
         rf"(?:what(?:'s| is) )?(?:the )?(?:current )?(?:exchange |conversion |fx )?rate (?:from |for |of )?"
         rf"{_FROM} ?(?:to|and|vs|against|/) ?{_TO}(?: today| now)?",

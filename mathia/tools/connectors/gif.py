@@ -110,6 +110,8 @@ def _escape(text: str) -> str:
     return re.sub(r"([\[\]\\*_`])", r"\\\1", str(text))[:100]
 
 
+_NOT_QUERIES = frozenset({"a", "an", "the", "some", "one", "that", "this", "it", "me", "us", "those", "these"})
+
 GIF_RULE = IntentRule(
     "gif",
     [
@@ -121,7 +123,7 @@ GIF_RULE = IntentRule(
         r"gif me (?P<query>.{1,50}?)",
         r"/?gif (?P<query>.{1,50}?)",
     ],
-    build=lambda g: {"query": g["query"]} if g["query"].lower() not in ("that", "this", "it", "one", "me") else None,
+    build=lambda g: {"query": g["query"]} if g["query"].lower() not in _NOT_QUERIES else None,
     hints=[r"\bgifs?\b"],
     suggestion="send a GIF of a happy cat",
 )

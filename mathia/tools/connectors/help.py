@@ -68,7 +68,7 @@ register(
                 r"(?:what|which) (?:can you do|are your commands|commands (?:are there|do you (?:know|have)))",
                 r"(?:show|list)(?: me)? (?:your |the )?commands",
                 r"commands",
-                r"how (?:do|can) i use (?:you|this|mathia)",
+                r"how (?:do|can) i use(?: you| this| mathia)?",
                 r"what do you do",
             ],
             priority=-10,
