@@ -499,7 +499,8 @@ async def _model_loop(writer: AnswerWriter, chosen: AssistantProvider, request: 
         if step == steps:
             writer.note = f"I stopped after {steps} rounds of tool calls."
             return
-        if writer.tokens_so_far >= token_budget:
+        # The next request re-sends at least this round's prompt: stop before it would overspend.
+        if writer.tokens_so_far + (writer.usage.input_tokens if writer.usage else 0) > token_budget:
             writer.note = "I stopped calling tools: this answer used its token budget."
             return
         if time.monotonic() >= deadline:

@@ -172,7 +172,7 @@ WEATHER_RULE = IntentRule(
         rf"do i need an umbrella in {_PLACE}{_WHEN}",
     ],
     build=_build,
-    hints=[r"\bweather\b", r"\bforecast\b", r"\btemperature\b", r"\b(?:raining|snowing|umbrella)\b"],
+    hints=[r"\bweather\b", r"\bforecast\b", r"\btemperature\b", r"\b(?:rain|raining|rainy|snow|snowing|umbrella)\b"],
     suggestion="what's the weather in Nairobi?",
 )
 
