@@ -355,6 +355,21 @@ async def test_every_call_is_audited_with_secrets_removed(team: dict[str, Any], 
         assert secret not in everything
 
 
+async def test_cache_hits_and_rate_limited_calls_are_audited_too(team: dict[str, Any], tool: Any) -> None:
+    tool("lookup", cache_seconds=300, rate="2/m", secret_fields=frozenset({"pin"}))
+    ctx = ctx_for(team, via="model")
+    for _ in range(3):
+        await invoke("lookup", {"text": "hi", "pin": "9876"}, ctx=ctx)
+    rows = await database_sync_to_async(flush)()
+    assert [(r.status, r.cached, r.message, r.code) for r in rows] == [
+        ("ok", False, "hi", ""),
+        ("ok", True, "hi", ""),  # written by the router's Redis script, its message from the cache
+        ("error", False, "You are using `lookup` too often; try again in 30 s.", "rate_limited"),
+    ]
+    assert all(r.arguments == {"text": "hi", "pin": "[redacted]"} for r in rows)
+    assert all((r.user_id, r.via, r.tool) == (team["ada"].pk, "model", "lookup") for r in rows)
+
+
 def test_the_audit_flush_writes_each_call_once_even_after_a_crash(team: dict[str, Any], tool: Any) -> None:
     tool("echo")
     ctx = ctx_for(team)
