@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from mathia.core.redis import get_async_redis, redis_key
@@ -147,8 +146,23 @@ async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResul
 
 
 def invoke_sync(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
-    """:func:`invoke` from sync code with no running event loop (a Celery task, a view)."""
-    return async_to_sync(invoke)(name, arguments, ctx=ctx)
+    """:func:`invoke` from sync code with no event loop running in this thread (a Celery task, a view).
+
+    It runs on an event loop of its own, and closes what that loop opened (Redis and HTTP clients).
+    """
+
+    async def call() -> ToolResult:
+        from mathia.core.redis import close_async_redis
+        from mathia.tools.http import close_http_client
+
+        try:
+            return await invoke(name, arguments, ctx=ctx)
+        finally:
+            audit.cancel_scheduled_flush()  # Beat's periodic flush moves the entry
+            await close_http_client()
+            await close_async_redis()
+
+    return asyncio.run(call())
 
 
 # --- the steps ------------------------------------------------------------------------------
