@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "mathia.wallet",
     "mathia.onboarding",
     "mathia.usersettings",
+    "mathia.tools",
 ]
 
 MIDDLEWARE = [
@@ -141,6 +142,7 @@ CELERY_BEAT_SCHEDULE = {
     "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
     # Every wallet's balance against the sum of its ledger, daily; differences are logged as critical.
     "wallet-reconcile": {"task": "wallet.reconcile", "schedule": crontab(hour=3, minute=17)},
+    "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -204,6 +206,18 @@ ASSISTANT_MAX_PER_USER = CONFIG.ASSISTANT_MAX_PER_USER
 ASSISTANT_MAX_PER_WORKSPACE = CONFIG.ASSISTANT_MAX_PER_WORKSPACE
 ASSISTANT_MAX_TOTAL = CONFIG.ASSISTANT_MAX_TOTAL
 ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
+# The model's tool-calling loop: at most this many rounds of tool calls, tokens in all rounds
+# together, and seconds from the first request to the last answer.
+ASSISTANT_TOOL_STEPS = CONFIG.ASSISTANT_TOOL_STEPS
+ASSISTANT_TOOL_TOKENS = CONFIG.ASSISTANT_TOOL_TOKENS
+ASSISTANT_TOOL_SECONDS = CONFIG.ASSISTANT_TOOL_SECONDS
+
+# --- Connectors (the tool router) -------------------------------------------------------
+# A connector without its key answers with the variable to set.
+OPENWEATHER_API_KEY = CONFIG.OPENWEATHER_API_KEY.get_secret_value() if CONFIG.OPENWEATHER_API_KEY else ""
+GIPHY_API_KEY = CONFIG.GIPHY_API_KEY.get_secret_value() if CONFIG.GIPHY_API_KEY else ""
+GIPHY_RATING = CONFIG.GIPHY_RATING
+EXCHANGERATE_API_KEY = CONFIG.EXCHANGERATE_API_KEY.get_secret_value() if CONFIG.EXCHANGERATE_API_KEY else ""
 
 # --- Onboarding, goals and the wallet ---------------------------------------------------
 # Credits a new workspace starts with; prices per provider:model in credits per 1,000 tokens

@@ -203,10 +203,9 @@ async def test_a_wallet_too_low_for_a_call_makes_no_call_and_mathia_says_where_t
     general = team["general"]
     socket = await subscribed(team["ada"], general)
     await ask(socket, general, "@mathia summarise")
-    frame = await socket.recv_until("message.new", timeout=20, room_id=general.pk)
-    while not frame["message"]["author"]["assistant"]:
-        frame = await socket.recv_until("message.new", timeout=20, room_id=general.pk)
-    message = frame["message"]
+    _, chunks, final = await answer_frames(socket, general, timeout=20)
+    message = final["message"]
+    assert chunks == []
     assert message["status"] == "failed"
     assert "does not have enough credits" in message["body"]
     assert "20" not in message["body"]  # everyone in the room reads it: no amounts
@@ -214,6 +213,25 @@ async def test_a_wallet_too_low_for_a_call_makes_no_call_and_mathia_says_where_t
     assert f'href="/settings/wallet/{team["workspace"].slug}/"' in message["html"]
     assert llm.requests_for("anthropic") == []  # no call was made
     assert await database_sync_to_async(lambda: UsageRecord.objects.count())() == 0
+    await socket.close()
+
+
+async def test_commands_need_no_model_and_stay_free_with_an_empty_wallet(
+    team: dict[str, Any], llm: FakeLLMServer, priced: None
+) -> None:
+    def empty() -> None:
+        wallet = _wallet(team)
+        wallet_debit(wallet_id=wallet.pk, amount=wallet.balance, reason=EntryReason.USAGE, idempotency_key="empty")
+
+    await database_sync_to_async(empty)()
+    general = team["general"]
+    socket = await subscribed(team["ada"], general)
+    await ask(socket, general, "/help")
+    _, _, final = await answer_frames(socket, general, timeout=20)
+    assert final["message"]["status"] == "done"
+    assert "enough credits" not in final["message"]["body"]
+    assert "/weather" in final["message"]["body"]
+    assert llm.requests_for("anthropic") == []
     await socket.close()
 
 
@@ -296,6 +314,7 @@ def test_the_check_counts_every_model_round_of_the_tool_loop(
 ) -> None:
     from mathia.wallet.billing import call_credits_max, wallet_shortfall
 
+    settings.ASSISTANT_TOOL_STEPS = 0  # no tool rounds: one call to the model
     assert call_credits_max() == 27
     settings.ASSISTANT_TOOL_STEPS = 3  # the router's setting: up to 4 calls to the model per answer
     assert call_credits_max() == 4 * 27

@@ -99,12 +99,8 @@ def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clo
     except AppError:
         return None
     mathia = assistant_user()
-    # No call the workspace cannot pay for. (With the tool router, answers that need no model
-    # call this later instead: assistant_answer_refuse_unpaid, right before the model.)
-    refusal = wallet_refusal(room=access.room)
-    if refusal is not None:
-        _post_note(refusal, trigger=trigger, room=access.room, mathia=mathia, clock=clock)
-        return None
+    # The wallet is checked later, right before a model is called (assistant_answer_refuse_unpaid):
+    # slash commands and parsed intents need no model and stay free.
     run_key = uuid.uuid4().hex
     try:
         slot = slot_acquire(run_key=run_key, user_id=asker.pk, workspace_id=access.room.workspace_id, clock=clock)
