@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "mathia.chat",
     "mathia.realtime",
     "mathia.assistant",
+    "mathia.mcpbridge",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,14 @@ ASSISTANT_MAX_PER_USER = CONFIG.ASSISTANT_MAX_PER_USER
 ASSISTANT_MAX_PER_WORKSPACE = CONFIG.ASSISTANT_MAX_PER_WORKSPACE
 ASSISTANT_MAX_TOTAL = CONFIG.ASSISTANT_MAX_TOTAL
 ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
+
+# --- Model Context Protocol (mathia.mcpbridge) ------------------------------------------
+# Executables (absolute paths) workspace admins may run as stdio MCP servers; empty: stdio off.
+MCP_STDIO_COMMANDS = CONFIG.MCP_STDIO_COMMANDS
+# Seconds Mathia waits for an external MCP server to connect and answer one request.
+MCP_CLIENT_TIMEOUT = CONFIG.MCP_CLIENT_TIMEOUT
+# Requests one access token may make to Mathia's /mcp endpoint per window.
+MCP_REQUEST_RATE_LIMIT = CONFIG.MCP_REQUEST_RATE_LIMIT
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

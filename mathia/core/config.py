@@ -74,6 +74,10 @@ class MathiaConfig(BaseModel):
     ASSISTANT_MAX_TOTAL: int = Field(default=400, ge=1)
     ASSISTANT_FLUSH_MS: int = Field(default=40, ge=5, le=1000)
 
+    MCP_STDIO_COMMANDS: list[str] = Field(default_factory=list)
+    MCP_CLIENT_TIMEOUT: float = Field(default=20.0, gt=0, le=300)
+    MCP_REQUEST_RATE_LIMIT: str = Field(default="120/m", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
+
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None
 
@@ -82,6 +86,20 @@ class MathiaConfig(BaseModel):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("MCP_STDIO_COMMANDS", mode="before")
+    @classmethod
+    def _command_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("MCP_STDIO_COMMANDS")
+    @classmethod
+    def _absolute_commands(cls, value: list[str]) -> list[str]:
+        if any(not item.startswith("/") for item in value):
+            raise ValueError("must be absolute paths of executables, comma-separated")
         return value
 
     @field_validator("LLM_PROVIDERS", mode="before")
