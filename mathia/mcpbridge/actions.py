@@ -75,7 +75,7 @@ def token_create(
         created_at=now,
         expires_at=now + timedelta(days=lifetime_days) if lifetime_days else None,
     )
-    log.info("mcp_token_created", token_id=row.pk, user_id=user.pk, workspace_id=membership.workspace_id)
+    log.info("mcp_token_created", pat_id=row.pk, user_id=user.pk, workspace_id=membership.workspace_id)
     return CreatedToken(row=row, token=token)
 
 
@@ -87,7 +87,7 @@ def token_revoke(*, user: User, token_id: int, clock: Clock = system_clock) -> A
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         row.save(update_fields=["revoked_at"])
-        log.info("mcp_token_revoked", token_id=row.pk, user_id=user.pk)
+        log.info("mcp_token_revoked", pat_id=row.pk, user_id=user.pk)
     return row
 
 
@@ -237,6 +237,7 @@ class ListedTool:
     name: str
     description: str
     input_schema: dict[str, Any]
+    read_only: bool = False
 
 
 def server_record_listing(*, server_id: int, tools: list[ListedTool], clock: Clock = system_clock) -> None:
@@ -263,6 +264,7 @@ def server_record_listing(*, server_id: int, tools: list[ListedTool], clock: Clo
                     name=listed.name,
                     description=listed.description,
                     input_schema=listed.input_schema,
+                    read_only=listed.read_only,
                     enabled=first_listing,
                     available=True,
                     first_seen_at=now,
@@ -270,8 +272,9 @@ def server_record_listing(*, server_id: int, tools: list[ListedTool], clock: Clo
             else:
                 tool.description = listed.description
                 tool.input_schema = listed.input_schema
+                tool.read_only = listed.read_only
                 tool.available = True
-                tool.save(update_fields=["description", "input_schema", "available"])
+                tool.save(update_fields=["description", "input_schema", "read_only", "available"])
         server.tools.exclude(name__in=seen).update(available=False)
         server.state = ServerState.OK
         server.last_checked_at = now
@@ -284,4 +287,12 @@ def server_record_failure(*, server_id: int, error: str, clock: Clock = system_c
     """Mark a server down with the reason people can read (no secrets: see client.describe_failure)."""
     ExternalServer.objects.filter(pk=server_id).update(
         state=ServerState.DOWN, last_checked_at=clock.now(), last_error=error[:500]
+    )
+
+
+def server_record_up(*, server_id: int, clock: Clock = system_clock) -> None:
+    """A call answered: the server is reachable again (its tool list is refreshed separately)."""
+    now = clock.now()
+    ExternalServer.objects.filter(pk=server_id).update(
+        state=ServerState.OK, last_checked_at=now, last_ok_at=now, last_error=""
     )

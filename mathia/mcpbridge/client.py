@@ -81,7 +81,12 @@ async def list_tools(endpoint: Endpoint, *, timeout: float | None = None) -> lis
         for _ in range(20):  # a paginator that never ends cannot hang us
             page = await client.list_tools(cursor=cursor)
             listed.extend(
-                ListedTool(name=tool.name, description=tool.description or "", input_schema=dict(tool.input_schema))
+                ListedTool(
+                    name=tool.name,
+                    description=tool.description or "",
+                    input_schema=dict(tool.input_schema),
+                    read_only=bool(tool.annotations and tool.annotations.read_only_hint),
+                )
                 for tool in page.tools
             )
             cursor = page.next_cursor

@@ -105,6 +105,8 @@ class ExternalTool(models.Model):
     description = models.TextField(blank=True)
     input_schema = models.JSONField(default=dict)
     enabled = models.BooleanField(default=False)
+    # The server's readOnlyHint: a tool that may change things is "sensitive" in the router.
+    read_only = models.BooleanField(default=False)
     # False once the server stopped listing it (kept so the admin's choice survives a blip).
     available = models.BooleanField(default=True)
     first_seen_at = models.DateTimeField()
