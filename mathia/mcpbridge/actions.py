@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from mathia.core.clock import Clock, system_clock
-from mathia.core.errors import InvalidInput, NotFound, PermissionDenied
+from mathia.core.errors import AppError, InvalidInput, NotFound, PermissionDenied
+from mathia.mcpbridge import client
 from mathia.mcpbridge.crypto import encrypt_secret
 from mathia.mcpbridge.models import (
     SERVER_NAME_MAX,
@@ -232,15 +233,28 @@ def tool_set_enabled(*, actor: Membership, server: ExternalServer, tool_id: int,
     return tool
 
 
-@dataclass(frozen=True)
-class ListedTool:
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-    read_only: bool = False
+def server_refresh(*, server: ExternalServer, clock: Clock = system_clock) -> client.McpServerDown | None:
+    """Ask the server for its tools now and record them, or record that it is down (and say why).
+
+    Sync, for views and tasks: the network call runs on an event loop (the caller's thread
+    waits up to MCP_CLIENT_TIMEOUT).
+    """
+    from asgiref.sync import async_to_sync
+
+    try:
+        endpoint = client.endpoint_for(server)
+        tools = async_to_sync(client.list_tools)(endpoint)
+    except client.McpServerDown as down:
+        server_record_failure(server_id=server.pk, error=down.message, clock=clock)
+        return down
+    except AppError as error:  # e.g. its auth header cannot be decrypted any more
+        server_record_failure(server_id=server.pk, error=error.message, clock=clock)
+        return client.McpServerDown(error.message, server=server.name)
+    server_record_listing(server_id=server.pk, tools=tools, clock=clock)
+    return None
 
 
-def server_record_listing(*, server_id: int, tools: list[ListedTool], clock: Clock = system_clock) -> None:
+def server_record_listing(*, server_id: int, tools: list[client.ListedTool], clock: Clock = system_clock) -> None:
     """Store what a server listed: its state is ``ok``, its tools are as seen.
 
     Tools seen for the first time are enabled when the server is new (the admin just chose it

@@ -24,7 +24,6 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mathia.core.errors import AppError
-from mathia.mcpbridge.actions import ListedTool
 from mathia.mcpbridge.crypto import decrypt_secret
 from mathia.mcpbridge.models import ExternalServer, Transport
 
@@ -49,6 +48,14 @@ class Endpoint:
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     command: str = ""
     args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListedTool:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,9 +138,22 @@ def _failure(endpoint: Endpoint, exc: BaseException, *, limit: float, statuses: 
     if failed:
         hint = " (check its auth header)" if failed[-1] in (401, 403) else ""
         return McpServerDown(f"The MCP server {name} answered HTTP {failed[-1]}{hint}.", server=name)
+    said = _stderr_tail(errlog)
+    if said:  # a local command that failed: what it wrote says more than "connection closed"
+        return McpServerDown(f"The MCP server {name} stopped; the process said: {said}", server=name)
     if isinstance(exc, MCPError):
         return McpServerDown(f"The MCP server {name} refused the request: {_short(exc.message)}", server=name)
-    return McpServerDown(f"The MCP server {name} is not reachable: {describe_failure(exc, errlog)}", server=name)
+    return McpServerDown(f"The MCP server {name} is not reachable: {describe_failure(exc)}", server=name)
+
+
+def _stderr_tail(errlog: Any) -> str:
+    if errlog is None:
+        return ""
+    with contextlib.suppress(OSError, ValueError):
+        errlog.seek(0)
+        lines = [line for line in errlog.read().splitlines() if line.strip()]
+        return _short(lines[-1]) if lines else ""
+    return ""
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -168,21 +188,13 @@ async def _connect(endpoint: Endpoint, errlog: Any, statuses: list[int]) -> Asyn
         yield client
 
 
-def describe_failure(exc: BaseException, errlog: Any = None) -> str:
-    """A short, secret-free reason: the error's kind, or the last line the child wrote to stderr."""
+def describe_failure(exc: BaseException) -> str:
+    """A short, secret-free reason: the kind of error (never a URL's credentials: none are allowed)."""
     exc = _innermost(exc)
     if isinstance(exc, httpx2.ConnectError):
         return "connection refused or host not found."
     if isinstance(exc, FileNotFoundError):
         return "the command was not found."
-    stderr_tail = ""
-    if errlog is not None:
-        with contextlib.suppress(OSError, ValueError):
-            errlog.seek(0)
-            lines = [line for line in errlog.read().splitlines() if line.strip()]
-            stderr_tail = lines[-1] if lines else ""
-    if stderr_tail:
-        return f"the process said: {_short(stderr_tail)}"
     return _short(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__ + "."
 
 

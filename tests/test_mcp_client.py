@@ -1,0 +1,214 @@
+"""Mathia as an MCP client: a small SDK MCPServer started by the test, over Streamable HTTP and stdio,
+its tools registered by an admin and called through the tool router."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mathia.embedded.redis import free_port
+from mathia.mcpbridge.actions import server_refresh, server_register, tool_set_enabled
+from mathia.mcpbridge.client import McpServerDown
+from mathia.mcpbridge.models import ExternalServer, ExternalTool, ServerState
+from mathia.tools import audit
+from mathia.tools.models import ToolCall
+from mathia.tools.registry import ToolContext, ToolResult
+from mathia.tools.router import invoke_sync, list_tools
+from mathia.workspaces.models import Membership
+from tests.chat_helpers import make_team
+from tests.helpers import assert_error, make_user
+from tests.processes import PROJECT_ROOT, stop_process
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.server]
+
+TEST_SERVER = str(PROJECT_ROOT / "tests" / "mcp_test_server.py")
+SECRET = "s3cret-key-for-the-test-server"
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The test MCP server over Streamable HTTP, refusing requests without X-Api-Key: SECRET."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, TEST_SERVER, "http", str(port), f"X-Api-Key={SECRET}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)  # noqa: S310
+        except urllib.error.HTTPError:
+            break  # it answers (404 or 401): up
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(process.stdout.read().decode() if process.stdout else "no output") from None
+            time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)
+
+
+def _admin_and_member() -> tuple[Membership, Any]:
+    workspace, (ada, bob) = make_team(2)
+    return Membership.objects.get(workspace=workspace, user=ada), bob
+
+
+def _call(name: str, arguments: dict[str, Any], *, user: Any, workspace_id: int, via: str = "slash") -> ToolResult:
+    return invoke_sync(name, arguments, ctx=ToolContext(user=user, workspace_id=workspace_id, via=via))  # type: ignore[arg-type]
+
+
+def test_an_http_servers_tools_run_through_the_router_with_its_auth_header(http_server: str) -> None:
+    admin, bob = _admin_and_member()
+    workspace_id = admin.workspace_id
+    server = server_register(
+        actor=admin,
+        name="calc",
+        transport="http",
+        url=http_server,
+        auth_header_name="X-Api-Key",
+        auth_header_value=SECRET,
+    )
+    stored = ExternalServer.objects.get(pk=server.pk)
+    assert SECRET not in stored.auth_header_value_encrypted  # encrypted at rest
+    assert server_refresh(server=stored) is None
+    stored.refresh_from_db()
+    assert stored.state == ServerState.OK
+    tools = {tool.name: tool for tool in stored.tools.all()}
+    assert set(tools) == {"add", "echo", "explode", "slow"}
+    assert all(tool.enabled for tool in tools.values())  # the admin's first listing: all on
+    assert tools["add"].input_schema["required"] == ["a", "b"]
+
+    tool_set_enabled(actor=admin, server=stored, tool_id=tools["echo"].pk, enabled=False)
+    listed = {spec.name: spec for spec in _list(bob, workspace_id)}
+    assert {"mcp_calc_add", "mcp_calc_explode", "mcp_calc_slow"} <= set(listed)
+    assert "mcp_calc_echo" not in listed
+    assert listed["mcp_calc_add"].json_schema["properties"]["a"]["type"] == "integer"
+
+    result = _call("mcp_calc_add", {"a": 2, "b": 40}, user=bob, workspace_id=workspace_id)
+    assert result.is_ok, result
+    assert result.message == "42"
+    assert result.data["structured"] == {"result": 42}
+
+    bad = _call("mcp_calc_add", {"a": "two"}, user=bob, workspace_id=workspace_id)
+    assert bad.status == "needs_input"
+    assert {p["field"] for p in bad.data["problems"]} == {"", "a"}  # b is missing, a is no integer
+
+    failed = _call("mcp_calc_explode", {}, user=bob, workspace_id=workspace_id)
+    assert (failed.status, failed.code) == ("error", "upstream")
+    assert "explode" in failed.message
+
+    disabled = _call("mcp_calc_echo", {"text": "hi"}, user=bob, workspace_id=workspace_id)
+    assert disabled.code == "unknown_tool"
+
+    stranger = make_user()
+    refused = _call("mcp_calc_add", {"a": 1, "b": 1}, user=stranger, workspace_id=workspace_id)
+    assert (refused.status, refused.code) == ("needs_auth", "forbidden")
+
+    audit.audit_flush()
+    rows = list(ToolCall.objects.filter(tool="mcp_calc_add").order_by("created_at"))
+    assert [(r.user_id, r.status) for r in rows] == [(bob.pk, "ok"), (bob.pk, "needs_input"), (stranger.pk, "needs_auth")]
+    assert rows[0].arguments == {"a": 2, "b": 40}
+    assert rows[0].workspace_id == workspace_id
+
+
+def _list(user: Any, workspace_id: int) -> list[Any]:
+    from asgiref.sync import async_to_sync
+
+    return async_to_sync(list_tools)(ToolContext(user=user, workspace_id=workspace_id, via="model"))
+
+
+def test_a_wrong_auth_header_is_reported_as_the_servers_refusal(http_server: str) -> None:
+    admin, _ = _admin_and_member()
+    server = server_register(
+        actor=admin, name="calc", transport="http", url=http_server, auth_header_name="X-Api-Key", auth_header_value="x"
+    )
+    down = server_refresh(server=server)
+    assert isinstance(down, McpServerDown)
+    assert down.message == "The MCP server calc answered HTTP 401 (check its auth header)."
+    server.refresh_from_db()
+    assert (server.state, server.last_error) == (ServerState.DOWN, down.message)
+
+
+def test_a_server_that_goes_down_is_reported_and_the_rest_keeps_working(http_server: str, settings: Any) -> None:
+    admin, bob = _admin_and_member()
+    workspace_id = admin.workspace_id
+    server = server_register(
+        actor=admin, name="calc", transport="http", url=http_server, auth_header_name="X-Api-Key", auth_header_value=SECRET
+    )
+    assert server_refresh(server=server) is None
+
+    settings.MCP_CLIENT_TIMEOUT = 1
+    slow = _call("mcp_calc_slow", {"seconds": 5}, user=bob, workspace_id=workspace_id)
+    assert (slow.status, slow.code) == ("error", "upstream_unavailable")
+    assert slow.message == "The MCP server calc did not answer within 1 s."
+
+    # Nothing listens there any more.
+    ExternalServer.objects.filter(pk=server.pk).update(url=f"http://127.0.0.1:{free_port()}/mcp")
+    down = _call("mcp_calc_add", {"a": 1, "b": 2}, user=bob, workspace_id=workspace_id)
+    assert (down.status, down.code) == ("error", "upstream_unavailable")
+    assert down.message == "The MCP server calc is not reachable: connection refused or host not found."
+    server.refresh_from_db()
+    assert server.state == ServerState.DOWN
+    assert server.last_error == down.message
+    # Its tools are still listed (the admin enabled them), and the rest of Mathia answers.
+    assert _call("rooms_list", {}, user=bob, workspace_id=workspace_id).is_ok
+
+
+def test_a_stdio_server_needs_the_operators_opt_in_and_then_works(settings: Any) -> None:
+    admin, bob = _admin_and_member()
+    settings.MCP_STDIO_COMMANDS = []
+    with pytest.raises(Exception) as refused:  # noqa: PT011
+        server_register(actor=admin, name="local", transport="stdio", command=sys.executable, args=TEST_SERVER)
+    assert getattr(refused.value, "code", None) == "stdio_disabled"
+
+    settings.MCP_STDIO_COMMANDS = ["/usr/bin/true"]
+    with pytest.raises(Exception) as not_allowed:  # noqa: PT011
+        server_register(actor=admin, name="local", transport="stdio", command=sys.executable, args=TEST_SERVER)
+    assert getattr(not_allowed.value, "code", None) == "invalid"
+
+    settings.MCP_STDIO_COMMANDS = [sys.executable]
+    server = server_register(
+        actor=admin, name="local", transport="stdio", command=sys.executable, args=f"{TEST_SERVER} stdio"
+    )
+    assert server.args == [TEST_SERVER, "stdio"]
+    assert server_refresh(server=server) is None
+    assert set(ExternalTool.objects.filter(server=server).values_list("name", flat=True)) == {
+        "add",
+        "echo",
+        "explode",
+        "slow",
+    }
+    result = _call("mcp_local_echo", {"text": "over stdio"}, user=bob, workspace_id=admin.workspace_id)
+    assert result.is_ok, result
+    assert result.message == "echo: over stdio"
+    audit.audit_flush()
+    assert ToolCall.objects.filter(tool="mcp_local_echo", user=bob, status="ok").count() == 1
+
+    # A command that dies at start is "down", with what it said.
+    broken = server_register(
+        actor=admin, name="broken", transport="stdio", command=sys.executable, args="-c 'raise SystemExit(\"no config\")'"
+    )
+    down = server_refresh(server=broken)
+    assert isinstance(down, McpServerDown)
+    assert "no config" in down.message
+
+
+def test_only_workspace_admins_register_servers(client: Any) -> None:
+    admin, bob = _admin_and_member()
+    member = Membership.objects.get(workspace_id=admin.workspace_id, user=bob)
+    with pytest.raises(Exception) as refused:  # noqa: PT011
+        server_register(actor=member, name="calc", transport="http", url="http://127.0.0.1:1/mcp")
+    assert getattr(refused.value, "code", None) == "forbidden"
+    assert not ExternalServer.objects.exists()
+    client.force_login(bob)
+    slug = admin.workspace.slug
+    response = client.post(f"/settings/mcp/{slug}/servers", {"name": "calc", "transport": "http", "url": "http://x/"})
+    assert_error(response, status=403, code="forbidden")
