@@ -43,7 +43,7 @@ def http_server() -> Iterator[str]:
     deadline = time.monotonic() + 20
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
         except urllib.error.HTTPError:
             break  # it answers (404 or 401): up
         except OSError:
@@ -114,7 +114,11 @@ def test_an_http_servers_tools_run_through_the_router_with_its_auth_header(http_
 
     audit.audit_flush()
     rows = list(ToolCall.objects.filter(tool="mcp_calc_add").order_by("created_at"))
-    assert [(r.user_id, r.status) for r in rows] == [(bob.pk, "ok"), (bob.pk, "needs_input"), (stranger.pk, "needs_auth")]
+    assert [(r.user_id, r.status) for r in rows] == [
+        (bob.pk, "ok"),
+        (bob.pk, "needs_input"),
+        (stranger.pk, "needs_auth"),
+    ]
     assert rows[0].arguments == {"a": 2, "b": 40}
     assert rows[0].workspace_id == workspace_id
 
@@ -141,7 +145,12 @@ def test_a_server_that_goes_down_is_reported_and_the_rest_keeps_working(http_ser
     admin, bob = _admin_and_member()
     workspace_id = admin.workspace_id
     server = server_register(
-        actor=admin, name="calc", transport="http", url=http_server, auth_header_name="X-Api-Key", auth_header_value=SECRET
+        actor=admin,
+        name="calc",
+        transport="http",
+        url=http_server,
+        auth_header_name="X-Api-Key",
+        auth_header_value=SECRET,
     )
     assert server_refresh(server=server) is None
 
@@ -194,7 +203,11 @@ def test_a_stdio_server_needs_the_operators_opt_in_and_then_works(settings: Any)
 
     # A command that dies at start is "down", with what it said.
     broken = server_register(
-        actor=admin, name="broken", transport="stdio", command=sys.executable, args="-c 'raise SystemExit(\"no config\")'"
+        actor=admin,
+        name="broken",
+        transport="stdio",
+        command=sys.executable,
+        args="-c 'raise SystemExit(\"no config\")'",
     )
     down = server_refresh(server=broken)
     assert isinstance(down, McpServerDown)
@@ -212,3 +225,34 @@ def test_only_workspace_admins_register_servers(client: Any) -> None:
     slug = admin.workspace.slug
     response = client.post(f"/settings/mcp/{slug}/servers", {"name": "calc", "transport": "http", "url": "http://x/"})
     assert_error(response, status=403, code="forbidden")
+
+
+def test_an_admin_adds_a_server_on_the_page_and_turns_a_tool_off(client: Any, http_server: str) -> None:
+    admin, bob = _admin_and_member()
+    slug = admin.workspace.slug
+    client.force_login(admin.user)
+    added = client.post(
+        f"/settings/mcp/{slug}/servers",
+        {"name": "calc", "transport": "http", "url": http_server, "auth_name": "X-Api-Key", "auth_value": SECRET},
+        follow=True,
+    )
+    content = added.content.decode()
+    assert "calc: 4 tools found." in content
+    assert SECRET not in content
+    assert '<tr data-tool="add">' in content
+    server = ExternalServer.objects.get(workspace_id=admin.workspace_id)
+    assert server.state == ServerState.OK
+    add = server.tools.get(name="add")
+    assert add.read_only is False
+
+    client.post(f"/settings/mcp/{slug}/servers/{server.pk}/tools/{add.pk}/enabled", {"enabled": "off"})
+    add.refresh_from_db()
+    assert add.enabled is False
+    assert "mcp_calc_add" not in {spec.name for spec in _list(bob, admin.workspace_id)}
+    assert _call("mcp_calc_add", {"a": 1, "b": 2}, user=bob, workspace_id=admin.workspace_id).code == "unknown_tool"
+
+    # Disabling the whole server hides all of its tools.
+    client.post(f"/settings/mcp/{slug}/servers/{server.pk}/enabled", {"enabled": "off"})
+    assert not [spec for spec in _list(bob, admin.workspace_id) if spec.name.startswith("mcp_calc_")]
+    refreshed = client.post(f"/settings/mcp/{slug}/servers/{server.pk}/refresh", follow=True)
+    assert "calc: 4 tools found." in refreshed.content.decode()
