@@ -199,6 +199,9 @@ ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
 MCP_STDIO_COMMANDS = CONFIG.MCP_STDIO_COMMANDS
 # Seconds Mathia waits for an external MCP server to connect and answer one request.
 MCP_CLIENT_TIMEOUT = CONFIG.MCP_CLIENT_TIMEOUT
+# Whether external MCP servers may be on loopback, private or link-local addresses (off: a
+# workspace admin could otherwise make Mathia probe the operator's internal network).
+MCP_CLIENT_PRIVATE_NETWORKS = CONFIG.MCP_CLIENT_PRIVATE_NETWORKS
 # Requests one access token may make to Mathia's /mcp endpoint per window.
 MCP_REQUEST_RATE_LIMIT = CONFIG.MCP_REQUEST_RATE_LIMIT
 

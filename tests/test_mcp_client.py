@@ -27,6 +27,13 @@ from tests.processes import PROJECT_ROOT, stop_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.server]
 
+
+@pytest.fixture(autouse=True)
+def _servers_on_this_machine(settings: Any) -> None:
+    """The test MCP servers listen on 127.0.0.1, which production refuses by default."""
+    settings.MCP_CLIENT_PRIVATE_NETWORKS = True
+
+
 TEST_SERVER = str(PROJECT_ROOT / "tests" / "mcp_test_server.py")
 SECRET = "s3cret-key-for-the-test-server"
 

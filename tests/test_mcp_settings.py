@@ -15,6 +15,13 @@ from tests.helpers import assert_error, make_user
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _servers_on_this_machine(settings: Any) -> None:
+    """The test MCP servers listen on 127.0.0.1, which production refuses by default."""
+    settings.MCP_CLIENT_PRIVATE_NETWORKS = True
+
+
 _NEW_TOKEN = re.compile(r'data-new-token value="([^"]+)"')
 
 
@@ -148,3 +155,39 @@ def test_adding_a_server_that_is_down_shows_its_state(client: Any) -> None:
     )
     assert ExternalServer.objects.filter(pk=foreign.pk).exists()
     assert Membership.objects.filter(user=other_admin).exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/mcp",
+        "http://localhost/mcp",
+        "http://10.1.2.3/mcp",
+        "http://169.254.169.254/latest",
+        "http://[::1]/mcp",
+    ],
+)
+def test_servers_on_private_networks_are_refused_unless_the_operator_allows_them(
+    client: Any, settings: Any, url: str
+) -> None:
+    settings.MCP_CLIENT_PRIVATE_NETWORKS = False
+    workspace, (ada,) = make_team(1)
+    client.force_login(ada)
+    refused = client.post(
+        f"/settings/mcp/{workspace.slug}/servers", {"name": "inside", "transport": "http", "url": url}
+    )
+    assert_error(refused, status=400, code="mcp_private_address")
+    assert b"MCP_CLIENT_PRIVATE_NETWORKS=true" in refused.content
+    assert not ExternalServer.objects.exists()
+
+
+def test_a_server_whose_name_now_resolves_privately_is_refused_at_call_time(settings: Any) -> None:
+    """Registration checked the address; each connection checks again (the name may move)."""
+    from asgiref.sync import async_to_sync
+
+    from mathia.mcpbridge.client import Endpoint, list_tools
+
+    settings.MCP_CLIENT_PRIVATE_NETWORKS = False
+    with pytest.raises(Exception) as refused:  # noqa: PT011
+        async_to_sync(list_tools)(Endpoint(server_id=1, name="moved", transport="http", url="http://localhost:9/mcp"))
+    assert getattr(refused.value, "code", None) == "mcp_private_address"

@@ -76,6 +76,7 @@ class MathiaConfig(BaseModel):
 
     MCP_STDIO_COMMANDS: list[str] = Field(default_factory=list)
     MCP_CLIENT_TIMEOUT: float = Field(default=20.0, gt=0, le=300)
+    MCP_CLIENT_PRIVATE_NETWORKS: bool = False
     MCP_REQUEST_RATE_LIMIT: str = Field(default="120/m", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
 
     LOG_LEVEL: LogLevel = "INFO"

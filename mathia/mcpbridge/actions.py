@@ -27,6 +27,7 @@ from mathia.mcpbridge.models import (
     Transport,
     WorkspaceMcp,
 )
+from mathia.mcpbridge.network import check_public_url
 from mathia.mcpbridge.tokens import display_prefix, new_token, token_hash
 from mathia.workspaces.access import access_workspace_for_user, check_workspace_admin
 from mathia.workspaces.models import Membership
@@ -121,6 +122,7 @@ def check_server_url(url: str) -> str:
         raise InvalidInput("Put credentials in the auth header, not in the URL.", field="url")
     if len(url) > 500:
         raise InvalidInput("The URL is at most 500 characters.", field="url")
+    check_public_url(url)
     return url
 
 

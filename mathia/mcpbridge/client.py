@@ -26,6 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mathia.core.errors import AppError
 from mathia.mcpbridge.crypto import decrypt_secret
 from mathia.mcpbridge.models import ExternalServer, Transport
+from mathia.mcpbridge.network import check_public_url_async
 
 CLIENT_INFO = types.Implementation(name="mathia", version="1")
 
@@ -172,6 +173,8 @@ async def _connect(endpoint: Endpoint, errlog: Any, statuses: list[int]) -> Asyn
         async with Client(stdio_client(params, errlog=errlog), client_info=CLIENT_INFO, cache=None) as client:
             yield client
         return
+
+    await check_public_url_async(endpoint.url)
 
     async def record(response: httpx2.Response) -> None:
         statuses.append(response.status_code)
