@@ -130,6 +130,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
     "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
+    "mcpbridge-check-servers": {"task": "mcpbridge.check_servers", "schedule": 300.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

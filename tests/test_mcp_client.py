@@ -263,3 +263,25 @@ def test_an_admin_adds_a_server_on_the_page_and_turns_a_tool_off(client: Any, ht
     assert not [spec for spec in _list(bob, admin.workspace_id) if spec.name.startswith("mcp_calc_")]
     refreshed = client.post(f"/settings/mcp/{slug}/servers/{server.pk}/refresh", follow=True)
     assert "calc: 4 tools found." in refreshed.content.decode()
+
+
+def test_the_periodic_check_marks_servers_up_and_down(http_server: str) -> None:
+    from mathia.mcpbridge.tasks import check_servers
+
+    admin, _ = _admin_and_member()
+    up = server_register(
+        actor=admin,
+        name="calc",
+        transport="http",
+        url=http_server,
+        auth_header_name="X-Api-Key",
+        auth_header_value=SECRET,
+    )
+    gone = server_register(actor=admin, name="gone", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp")
+    off = server_register(actor=admin, name="off", transport="http", url=f"http://127.0.0.1:{free_port()}/mcp")
+    ExternalServer.objects.filter(pk=off.pk).update(enabled=False)
+    assert check_servers() == 1
+    states = dict(ExternalServer.objects.values_list("name", "state"))
+    assert states == {"calc": ServerState.OK, "gone": ServerState.DOWN, "off": ServerState.UNKNOWN}
+    assert ExternalTool.objects.filter(server=up).count() == 4
+    assert not ExternalTool.objects.filter(server=gone).exists()
