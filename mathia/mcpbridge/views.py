@@ -29,11 +29,13 @@ def _lifetime(value: str) -> int | None:
         raise InvalidInput("Choose one of the offered lifetimes.", field="lifetime") from None
 
 
+_NEW_TOKEN_KEY = "mcpbridge.new_token"  # noqa: S105 (a session key name)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
     user = request_user(request)
-    created = None
     error = None
     if request.method == "POST":
         try:
@@ -45,16 +47,22 @@ def tokens(request: HttpRequest) -> HttpResponse:
             )
         except InvalidInput as exc:
             error = exc
+        else:
+            # Post/redirect/get, so a reload cannot make a second token; the session carries
+            # the new token to the next page, which shows it once and forgets it.
+            request.session[_NEW_TOKEN_KEY] = {"id": created.row.pk, "name": created.row.name, "token": created.token}
+            return redirect("mcp_tokens")
+    new_token = request.session.pop(_NEW_TOKEN_KEY, None) if request.method == "GET" else None
     context: dict[str, Any] = {
         "rows": selectors.tokens_for_user(user=user),
         "memberships": memberships_for_user(user=user),
         "lifetimes": LIFETIME_CHOICES,
-        "created": created,
+        "created": new_token,
         "error": error,
         "endpoint": request.build_absolute_uri(MCP_PATH),
     }
     response = render(request, "mcpbridge/tokens.html", context, status=400 if error else 200)
-    if created is not None:
+    if new_token is not None:
         response["Cache-Control"] = "no-store"  # the page shows the token, once
     return response
 
@@ -133,7 +141,8 @@ def server_add(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _report_refresh(request: HttpRequest, server: Any, down: Any, *, added: bool = False) -> None:
     if down is not None:
-        messages.error(request, f"{'Added, but ' if added else ''}{down.message}")
+        text = down.message
+        messages.error(request, f"{server.name} is added, but {text[0].lower()}{text[1:]}" if added else text)
     else:
         count = server.tools.filter(available=True).count()
         messages.success(request, f"{server.name}: {count} tool{'s' if count != 1 else ''} found.")
