@@ -73,6 +73,14 @@ class MathiaConfig(BaseModel):
     ASSISTANT_MAX_PER_WORKSPACE: int = Field(default=10, ge=1)
     ASSISTANT_MAX_TOTAL: int = Field(default=400, ge=1)
     ASSISTANT_FLUSH_MS: int = Field(default=40, ge=5, le=1000)
+    ASSISTANT_TOOL_STEPS: int = Field(default=4, ge=1, le=20)
+    ASSISTANT_TOOL_TOKENS: int = Field(default=20_000, ge=500, le=1_000_000)
+    ASSISTANT_TOOL_SECONDS: float = Field(default=60.0, gt=0, le=600)
+
+    OPENWEATHER_API_KEY: SecretStr | None = None
+    GIPHY_API_KEY: SecretStr | None = None
+    GIPHY_RATING: Literal["g", "pg", "pg-13", "r"] = "g"
+    EXCHANGERATE_API_KEY: SecretStr | None = None
 
     MCP_STDIO_COMMANDS: list[str] = Field(default_factory=list)
     MCP_CLIENT_TIMEOUT: float = Field(default=20.0, gt=0, le=300)
