@@ -13,10 +13,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mathia.chat.actions import message_send
 from mathia.chat.models import MESSAGE_BODY_MAX
-from mathia.chat.selectors import room_history
-from mathia.rooms.selectors import sidebar_rooms
 from mathia.tools.registry import Permission, ToolContext, ToolResult, ToolSpec, register
 
 
@@ -38,6 +35,8 @@ class MessageSendInput(BaseModel):
 
 
 def rooms_list(ctx: ToolContext, args: RoomsListInput) -> ToolResult:
+    from mathia.rooms.selectors import sidebar_rooms
+
     rooms = [
         {"id": r["id"], "name": r["name"], "kind": r["kind"], "unread": r["unread"], "archived": r["archived"]}
         for r in sidebar_rooms(user=ctx.user, workspace_id=ctx.workspace_id)
@@ -49,6 +48,8 @@ def rooms_list(ctx: ToolContext, args: RoomsListInput) -> ToolResult:
 
 
 def room_messages(ctx: ToolContext, args: RoomMessagesInput) -> ToolResult:
+    from mathia.chat.selectors import room_history
+
     assert ctx.room_id is not None  # the router checked ROOM_READ for it
     page = room_history(room_id=ctx.room_id, before_seq=args.before_seq, limit=args.limit)
     messages = [
@@ -69,6 +70,8 @@ def room_messages(ctx: ToolContext, args: RoomMessagesInput) -> ToolResult:
 
 
 def send_message(ctx: ToolContext, args: MessageSendInput) -> ToolResult:
+    from mathia.chat.actions import message_send
+
     assert ctx.room_id is not None  # the router checked ROOM_WRITE for it
     payload, _ = message_send(
         user=ctx.user, room_id=ctx.room_id, body=args.body, client_id=f"tool-{uuid.uuid4().hex}", clock=ctx.clock
