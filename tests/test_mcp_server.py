@@ -165,9 +165,12 @@ async def test_an_mcp_client_lists_and_calls_tools_as_the_token_owner() -> None:
         assert bob_token.last_used_at is not None
 
 
-def _post(base: str, token: str | None) -> tuple[int, dict[str, Any], dict[str, str]]:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+def _post(
+    base: str, token: str | None, message: dict[str, Any] | None = None, **extra_headers: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    message = message or {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    body = json.dumps(message).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **extra_headers}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(f"{base}/mcp", data=body, headers=headers, method="POST")
@@ -219,3 +222,36 @@ async def test_refused_tokens_and_a_workspace_with_mcp_off_get_clear_errors() ->
         assert "MCP is turned off for the workspace Acme" in error.message
         status, body, _ = await asyncio.to_thread(_post, base, ada_token)
         assert (status, body["error"]["data"]["code"]) == (403, "mcp_disabled")
+
+
+async def test_any_web_process_answers_any_request_and_each_token_has_a_request_rate() -> None:
+    """Stateless: a client that initialized with one process is served by another, without a session."""
+    team = await database_sync_to_async(_team_with_mcp)()
+    token = team["bob_token"]
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "rooms_list", "arguments": {}}}
+    env = {"MCP_REQUEST_RATE_LIMIT": "3/h"}  # an hour: no window boundary mid-test
+    with running_server(env=env) as first, running_server(env=env) as second:
+        status, body, headers = await asyncio.to_thread(_post, first, token, initialize)
+        assert status == 200, body
+        assert body["result"]["serverInfo"]["name"] == "mathia"
+        assert "mcp-session-id" not in headers  # nothing to stick to one process
+        status, body, _ = await asyncio.to_thread(_post, second, token, call, **{"MCP-Protocol-Version": "2025-06-18"})
+        assert status == 200, body
+        assert {r["name"] for r in body["result"]["structuredContent"]["data"]["rooms"]} == {"general", "secret"}
+        # The rate is per token, across processes (Redis): the third request passes, the fourth waits.
+        status, _, _ = await asyncio.to_thread(_post, first, token)
+        assert status == 200
+        status, body, headers = await asyncio.to_thread(_post, second, token)
+        assert status == 429
+        assert body["error"]["data"]["code"] == "rate_limited"
+        assert "too fast" in body["error"]["message"]
+        assert int(headers["retry-after"]) >= 1
+        # Another token is not held back.
+        status, _, _ = await asyncio.to_thread(_post, second, team["cy_token"])
+        assert status == 200
