@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import mcp_types
 from mcp.server import MCPServer
+
+ToolAnnotations = mcp_types.ToolAnnotations
 
 server = MCPServer("test-tools", version="1.0")
 
 
-@server.tool(description="Add two whole numbers.")
+@server.tool(description="Add two whole numbers.", annotations=ToolAnnotations(read_only_hint=True))
 def add(a: int, b: int) -> int:
     return a + b
 

@@ -250,7 +250,8 @@ def test_an_admin_adds_a_server_on_the_page_and_turns_a_tool_off(client: Any, ht
     server = ExternalServer.objects.get(workspace_id=admin.workspace_id)
     assert server.state == ServerState.OK
     add = server.tools.get(name="add")
-    assert add.read_only is False
+    assert add.read_only is True  # the server's readOnlyHint
+    assert server.tools.get(name="echo").read_only is False
 
     client.post(f"/settings/mcp/{slug}/servers/{server.pk}/tools/{add.pk}/enabled", {"enabled": "off"})
     add.refresh_from_db()
@@ -285,3 +286,69 @@ def test_the_periodic_check_marks_servers_up_and_down(http_server: str) -> None:
     assert states == {"calc": ServerState.OK, "gone": ServerState.DOWN, "off": ServerState.UNKNOWN}
     assert ExternalTool.objects.filter(server=up).count() == 4
     assert not ExternalTool.objects.filter(server=gone).exists()
+
+
+@pytest.fixture
+def llm(settings: Any) -> Iterator[Any]:
+    from mathia.testing.fake_llm import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        settings.LLM_PROVIDERS = ["anthropic"]
+        settings.ANTHROPIC_API_KEY = "sk-ant-test"
+        settings.ANTHROPIC_BASE_URL = server.anthropic_url
+        settings.ANTHROPIC_MODEL = "claude-test"
+        settings.LLM_MAX_RETRIES = 0
+        yield server
+
+
+async def test_mathia_calls_an_external_tool_for_the_asker(http_server: str, llm: Any) -> None:
+    """@mathia's model is offered the enabled external tools and its call runs through the router as the asker."""
+    import json
+
+    from channels.db import database_sync_to_async
+
+    from mathia.testing.fake_llm import FakeToolCall, Reply, tool_results
+    from tests.chat_helpers import make_room
+    from tests.test_assistant import subscribed
+
+    def setup() -> tuple[Any, Any]:
+        admin, bob = _admin_and_member()
+        server = server_register(
+            actor=admin, name="calc", transport="http", url=http_server, auth_header_name="X-Api-Key",
+            auth_header_value=SECRET,
+        )  # fmt: skip
+        assert server_refresh(server=server) is None
+        return make_room(admin.user, admin.workspace, "numbers", members=[bob]), bob
+
+    room, bob = await database_sync_to_async(setup)()
+
+    def answer(body: dict[str, Any]) -> Reply:
+        [result] = tool_results(body)
+        return Reply(text=f"That makes {json.loads(result['content'])['message']}.")
+
+    llm.enqueue(
+        Reply(text="", tool_calls=(FakeToolCall("mcp_calc_add", {"a": 2, "b": 40}, id="toolu_1"),)),
+        Reply(respond=answer),
+    )
+    socket = await subscribed(bob, room)
+    # The first answer in a process is slow to start on a busy machine: a longer wait than ask()'s.
+    ack = await socket.request(
+        {"type": "send", "room_id": room.pk, "client_id": "q1", "body": "@mathia what is 2 plus 40?"}, "ack", timeout=20
+    )
+    assert ack["type"] == "ack", ack
+    while True:
+        frame = await socket.recv(timeout=20)
+        message = frame.get("message") or {}
+        if frame["type"] == "message.updated" and message["author"]["assistant"] and message["status"] == "done":
+            break
+    assert frame["message"]["body"] == "That makes 42."
+    first = llm.requests_for("anthropic")[0]
+    offered = {tool["name"]: tool for tool in first.body["tools"]}
+    assert offered["mcp_calc_add"]["input_schema"]["required"] == ["a", "b"]
+    await socket.close()
+
+    def audited() -> list[tuple[Any, ...]]:
+        audit.audit_flush()
+        return list(ToolCall.objects.filter(tool="mcp_calc_add").values_list("via", "user_id", "status"))
+
+    assert await database_sync_to_async(audited)() == [("model", bob.pk, "ok")]
