@@ -32,7 +32,6 @@ mix of requests for each family, near-misses and plain chat, on one core.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
@@ -248,8 +247,9 @@ def main() -> None:
     rows, seconds = figures["flush"]
     print(f"audit flush: {rows} entries to the database in {seconds:.2f} s ({rows / seconds:,.0f}/s)")
     print(
-        f"parser: parse_intent {parsing['parse_intent']:,.0f} requests/s (median {parsing['median_request_us']:.0f} µs, "
-        f"slowest request {parsing['slowest_request_us']:.0f} µs); parse_slash {parsing['parse_slash']:,.0f} lines/s"
+        f"parser: parse_intent {parsing['parse_intent']:,.0f} requests/s "
+        f"(median {parsing['median_request_us']:.0f} µs, slowest request {parsing['slowest_request_us']:.0f} µs); "
+        f"parse_slash {parsing['parse_slash']:,.0f} lines/s"
     )
     p99 = pct(figures["cached"], 0.99)
     verdict = "met" if p99 < CACHED_P99_TARGET_MS else "NOT met"
