@@ -15,7 +15,6 @@ no current room, so their schema gains a required ``room_id`` argument that beco
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from typing import Any
 
@@ -27,6 +26,7 @@ from mcp import MCPError
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from mathia.core.errors import AppError, RateLimited, as_app_error
@@ -181,6 +181,8 @@ class McpEndpoint:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             await _refuse(
+                scope,
+                receive,
                 send,
                 AppError(
                     "Send a Mathia access token as 'Authorization: Bearer <token>' (Settings → Access tokens).",
@@ -196,7 +198,7 @@ class McpEndpoint:
             error = as_app_error(exc)
             if error is None:
                 raise
-            await _refuse(send, error)
+            await _refuse(scope, receive, send, error)
             return
         manager = await self._manager()
         await manager.handle_request({**scope, _SCOPE_KEY: principal}, receive, send)
@@ -242,16 +244,17 @@ def _check_request_rate(token_id: int) -> None:
     )
 
 
-async def _refuse(send: Send, error: AppError) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, error: AppError) -> None:
     """The refusal as HTTP status plus a JSON-RPC error body (which the SDK client surfaces)."""
     code = {401: UNAUTHENTICATED, 403: FORBIDDEN, 429: TOO_MANY_REQUESTS}.get(error.http_status, types.INTERNAL_ERROR)
-    body = json.dumps(
-        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": error.message, "data": error.as_dict()}}
-    ).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = {}
     if error.http_status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="mathia", error="invalid_token"'))
+        headers["WWW-Authenticate"] = 'Bearer realm="mathia", error="invalid_token"'
     if isinstance(error, RateLimited):
-        headers.append((b"retry-after", str(max(1, round(error.retry_after))).encode()))
-    await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    response = JSONResponse(
+        {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": error.message, "data": error.as_dict()}},
+        status_code=error.http_status,
+        headers=headers,
+    )
+    await response(scope, receive, send)

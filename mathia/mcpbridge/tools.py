@@ -86,7 +86,7 @@ def _spec(tool: ExternalTool) -> ToolSpec | None:
         name=name,
         title=f"{server.name}: {tool.name}",
         description=(tool.description or f"{tool.name} from the MCP server {server.name}.")[:1000],
-        input_schema={"type": "object", **schema},
+        input_schema={**schema, "type": "object"},
         validator=_validator(schema),
         handler=handler,
         permission=Permission.WORKSPACE_MEMBER,
