@@ -190,6 +190,9 @@ async def test_refused_tokens_and_a_workspace_with_mcp_off_get_clear_errors() ->
         assert "Authorization: Bearer" in body["error"]["message"]
         assert headers["www-authenticate"].startswith("Bearer")
 
+        status, body, _ = await asyncio.to_thread(_post, base, team["cy_token"], None, Host="mathia.evil.example")
+        assert (status, body["error"]["data"]["code"]) == (400, "bad_host")  # ALLOWED_HOSTS, as Django checks
+
         status, body, _ = await asyncio.to_thread(_post, base, "mathia_pat_" + "x" * 43)
         assert (status, body["error"]["data"]["code"]) == (401, "unauthenticated")
 

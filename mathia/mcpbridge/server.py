@@ -22,6 +22,7 @@ import mcp_types as types
 import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from mcp import MCPError
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
@@ -177,6 +178,10 @@ class McpEndpoint:
         if scope["type"] != "http":
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if not _allowed_host(headers.get("host", "")):
+            # What Django does for every other path (this one does not pass through Django).
+            await _refuse(scope, receive, send, AppError("Invalid Host header.", code="bad_host", http_status=400))
+            return
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -233,6 +238,11 @@ class _Running:
             if waiter not in done:
                 waiter.cancel()
                 self._task.result()  # the manager failed to start: raise its error
+
+
+def _allowed_host(host: str) -> bool:
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 def _check_request_rate(token_id: int) -> None:
