@@ -129,6 +129,8 @@ async def test_an_mcp_client_lists_and_calls_tools_as_the_token_owner() -> None:
                 await client.call_tool("launch_rockets", {})
             assert unknown.value.code == types.INVALID_PARAMS
             assert "Unknown tool: launch_rockets" in unknown.value.message
+            with pytest.raises(MCPError, match="Unknown tool: help"):  # registered, but not offered to agents
+                await client.call_tool("help", {})
 
         # Cy is in the workspace but not in the private #secret: refused, and told nothing about it.
         async with mcp_client(base, team["cy_token"]) as client:

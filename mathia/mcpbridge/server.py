@@ -123,6 +123,8 @@ async def _call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallTool
     principal = _principal(ctx)
     arguments: dict[str, Any] = dict(params.arguments or {})
     spec = await resolve(params.name, workspace_id=principal.workspace_id)
+    if spec is not None and not spec.model_visible:  # not listed, so not callable either
+        raise MCPError(types.INVALID_PARAMS, _unknown(params.name))
     room_id = None
     if spec is not None and _is_room_tool(spec):
         room_id = arguments.pop("room_id", None)
@@ -137,8 +139,12 @@ async def _call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallTool
     result = await invoke(params.name, arguments, ctx=_context(principal, room_id=room_id))
     if result.code == "unknown_tool":
         # The protocol's answer to an unknown tool is an error, not a tool result.
-        raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}. tools/list shows the tools you can call.")
+        raise MCPError(types.INVALID_PARAMS, _unknown(params.name))
     return _result(result)
+
+
+def _unknown(name: str) -> str:
+    return f"Unknown tool: {name}. tools/list shows the tools you can call."
 
 
 def _result(result: ToolResult) -> types.CallToolResult:
