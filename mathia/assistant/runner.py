@@ -562,8 +562,13 @@ async def _finish(run_id: int, outcome: RunOutcome) -> None:
 
 
 async def close_loop_resources() -> None:
-    """Close what this event loop cached (SDK clients, Redis): for loops that end (Celery)."""
+    """Close what this event loop cached (SDK and HTTP clients, Redis): for loops that end (Celery)."""
+    from mathia.tools.audit import cancel_scheduled_flush
+    from mathia.tools.http import close_http_client
+
     await close_providers()
+    await close_http_client()
+    cancel_scheduled_flush()  # Beat's periodic flush moves what this loop's calls left
     await close_async_redis()
     _registries.pop(asyncio.get_running_loop(), None)
 

@@ -1,7 +1,8 @@
 """The router: the one way any tool runs. See the package docstring for the steps.
 
-Hot-path costs are kept to two Redis round trips for a cached call (the rate limit and the
-cache read are one Lua script; the audit entry is one ``XADD``) and no database query when
+Hot-path costs: a cached call is one Redis round trip (one Lua script takes the rate limit,
+reads the cache and, on a hit, appends the audit entry), an uncached one two (the script, then
+the cache write and the audit entry in one pipeline), and neither queries the database when
 the caller passes the access check it already made (``ToolContext.room_access``). Audit
 entries go to a Redis Stream and a consumer group moves them to the database
 (``mathia.tools.audit``): a database commit on every call would cost more than the whole
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from mathia.core.redis import get_async_redis, redis_key
@@ -146,8 +146,23 @@ async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResul
 
 
 def invoke_sync(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
-    """:func:`invoke` from sync code with no running event loop (a Celery task, a view)."""
-    return async_to_sync(invoke)(name, arguments, ctx=ctx)
+    """:func:`invoke` from sync code with no event loop running in this thread (a Celery task, a view).
+
+    It runs on an event loop of its own, and closes what that loop opened (Redis and HTTP clients).
+    """
+
+    async def call() -> ToolResult:
+        from mathia.core.redis import close_async_redis
+        from mathia.tools.http import close_http_client
+
+        try:
+            return await invoke(name, arguments, ctx=ctx)
+        finally:
+            audit.cancel_scheduled_flush()  # Beat's periodic flush moves the entry
+            await close_http_client()
+            await close_async_redis()
+
+    return asyncio.run(call())
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -315,7 +330,7 @@ async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[
 
 
 def _to_cache(result: ToolResult) -> str:
-    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _from_cache(raw: bytes) -> ToolResult | None:
