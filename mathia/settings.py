@@ -208,8 +208,9 @@ GIPHY_RATING = CONFIG.GIPHY_RATING
 EXCHANGERATE_API_KEY = CONFIG.EXCHANGERATE_API_KEY.get_secret_value() if CONFIG.EXCHANGERATE_API_KEY else ""
 
 # --- Model Context Protocol (mathia.mcpbridge) ------------------------------------------
-# Executables (absolute paths) workspace admins may run as stdio MCP servers; empty: stdio off.
-MCP_STDIO_COMMANDS = CONFIG.MCP_STDIO_COMMANDS
+# Complete command lines, by name, that workspace admins may pick as stdio MCP servers (they
+# choose a name, never a command or its arguments); empty: stdio off.
+MCP_STDIO_SERVERS = CONFIG.MCP_STDIO_SERVERS
 # Seconds Mathia waits for an external MCP server to connect and answer one request.
 MCP_CLIENT_TIMEOUT = CONFIG.MCP_CLIENT_TIMEOUT
 # Whether external MCP servers may be on loopback, private or link-local addresses (off: a

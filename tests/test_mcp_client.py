@@ -178,23 +178,35 @@ def test_a_server_that_goes_down_is_reported_and_the_rest_keeps_working(http_ser
     assert _call("rooms_list", {}, user=bob, workspace_id=workspace_id).is_ok
 
 
-def test_a_stdio_server_needs_the_operators_opt_in_and_then_works(settings: Any) -> None:
+def test_a_stdio_server_is_one_the_operator_set_up_and_admins_cannot_run_anything_else(
+    settings: Any, client: Any
+) -> None:
     admin, bob = _admin_and_member()
-    settings.MCP_STDIO_COMMANDS = []
+    settings.MCP_STDIO_SERVERS = {}
     with pytest.raises(Exception) as refused:  # noqa: PT011
-        server_register(actor=admin, name="local", transport="stdio", command=sys.executable, args=TEST_SERVER)
+        server_register(actor=admin, name="local", transport="stdio", command="local")
     assert getattr(refused.value, "code", None) == "stdio_disabled"
 
-    settings.MCP_STDIO_COMMANDS = ["/usr/bin/true"]
-    with pytest.raises(Exception) as not_allowed:  # noqa: PT011
-        server_register(actor=admin, name="local", transport="stdio", command=sys.executable, args=TEST_SERVER)
-    assert getattr(not_allowed.value, "code", None) == "invalid"
-
-    settings.MCP_STDIO_COMMANDS = [sys.executable]
-    server = server_register(
-        actor=admin, name="local", transport="stdio", command=sys.executable, args=f"{TEST_SERVER} stdio"
+    settings.MCP_STDIO_SERVERS = {
+        "tools": [sys.executable, TEST_SERVER, "stdio"],
+        "broken": [sys.executable, "-c", "raise SystemExit('no config')"],
+    }
+    # An admin names one of the operator's servers; a command, or arguments, are refused or ignored.
+    for command in (sys.executable, "/bin/sh", "tools -c 'import os'", ""):
+        with pytest.raises(Exception) as not_allowed:  # noqa: PT011
+            server_register(actor=admin, name="local", transport="stdio", command=command)
+        assert getattr(not_allowed.value, "code", None) == "invalid"
+    client.force_login(admin.user)
+    page = client.post(
+        f"/settings/mcp/{admin.workspace.slug}/servers",
+        {"name": "sneaky", "transport": "stdio", "command": "tools", "args": "-c 'import os; os.system(\"id\")'"},
     )
-    assert server.args == [TEST_SERVER, "stdio"]
+    assert page.status_code == 302
+    sneaky = ExternalServer.objects.get(name="sneaky")
+    assert sneaky.command == "tools"  # the arguments field is not read at all
+    ExternalServer.objects.filter(pk=sneaky.pk).delete()
+
+    server = server_register(actor=admin, name="local", transport="stdio", command="tools")
     assert server_refresh(server=server) is None
     assert set(ExternalTool.objects.filter(server=server).values_list("name", flat=True)) == {
         "add",
@@ -209,16 +221,16 @@ def test_a_stdio_server_needs_the_operators_opt_in_and_then_works(settings: Any)
     assert ToolCall.objects.filter(tool="mcp_local_echo", user=bob, status="ok").count() == 1
 
     # A command that dies at start is "down", with what it said.
-    broken = server_register(
-        actor=admin,
-        name="broken",
-        transport="stdio",
-        command=sys.executable,
-        args="-c 'raise SystemExit(\"no config\")'",
-    )
+    broken = server_register(actor=admin, name="broken", transport="stdio", command="broken")
     down = server_refresh(server=broken)
     assert isinstance(down, McpServerDown)
     assert "no config" in down.message
+
+    # The operator withdrawing a server stops it, even though an admin registered it.
+    settings.MCP_STDIO_SERVERS = {"broken": settings.MCP_STDIO_SERVERS["broken"]}
+    gone = _call("mcp_local_echo", {"text": "again"}, user=bob, workspace_id=admin.workspace_id)
+    assert (gone.status, gone.code) == ("error", "upstream_unavailable")
+    assert "no longer offered by the operator" in gone.message
 
 
 def test_only_workspace_admins_register_servers(client: Any) -> None:

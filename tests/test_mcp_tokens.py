@@ -104,9 +104,15 @@ def test_external_tool_names_fit_every_model_api(server: str, tool: str, expecte
 
 
 def test_mcp_settings_are_validated_at_start_up() -> None:
-    assert load_config({"MCP_STDIO_COMMANDS": "/usr/bin/a, /opt/b"}).MCP_STDIO_COMMANDS == ["/usr/bin/a", "/opt/b"]
-    with pytest.raises(ConfigError, match="MCP_STDIO_COMMANDS: must be absolute paths"):
-        load_config({"MCP_STDIO_COMMANDS": "npx"})
+    servers = load_config({"MCP_STDIO_SERVERS": "git=/usr/bin/mcp-git --repository '/srv/my repo'; time=/opt/t"})
+    assert servers.MCP_STDIO_SERVERS == {
+        "git": ["/usr/bin/mcp-git", "--repository", "/srv/my repo"],
+        "time": ["/opt/t"],
+    }
+    with pytest.raises(ConfigError, match="MCP_STDIO_SERVERS: each command must start with an absolute path"):
+        load_config({"MCP_STDIO_SERVERS": "x=npx -y pkg"})
+    with pytest.raises(ConfigError, match="MCP_STDIO_SERVERS: must look like name="):
+        load_config({"MCP_STDIO_SERVERS": "/usr/bin/mcp-git"})
     with pytest.raises(ConfigError, match="MCP_REQUEST_RATE_LIMIT"):
         load_config({"MCP_REQUEST_RATE_LIMIT": "lots"})
     with pytest.raises(ConfigError, match="MCP_CLIENT_TIMEOUT"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,6 @@ MAX_TOKENS_PER_USER = 50
 _SERVER_NAME = re.compile(rf"^[a-z][a-z0-9-]{{0,{SERVER_NAME_MAX - 1}}}$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _FORBIDDEN_HEADERS = frozenset({"host", "content-length", "content-type", "accept", "mcp-session-id"})
-ARGS_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -126,28 +124,24 @@ def check_server_url(url: str) -> str:
     return url
 
 
-def check_stdio_command(command: str, args_text: str) -> tuple[str, list[str]]:
-    """The executable (one the operator allowed in MCP_STDIO_COMMANDS) and its arguments."""
-    allowed = list(settings.MCP_STDIO_COMMANDS)
+def check_stdio_server(name: str) -> str:
+    """The name of one of the operator's MCP_STDIO_SERVERS (the only thing an admin chooses)."""
+    allowed = settings.MCP_STDIO_SERVERS
     if not allowed:
         raise PermissionDenied(
-            "Local (stdio) MCP servers are turned off on this Mathia; the operator enables them with "
-            "MCP_STDIO_COMMANDS.",
+            "Local (stdio) MCP servers are turned off on this Mathia; the operator enables chosen ones with "
+            "MCP_STDIO_SERVERS.",
             code="stdio_disabled",
         )
-    command = command.strip()
-    if command not in allowed:
+    name = name.strip()
+    if name not in allowed:
         raise InvalidInput(
-            "That command is not one the operator allowed; choose one of: " + ", ".join(allowed) + ".",
+            "That is not one of the local servers the operator set up; choose one of: "
+            + ", ".join(sorted(allowed))
+            + ".",
             field="command",
         )
-    if len(args_text) > ARGS_MAX:
-        raise InvalidInput(f"The arguments are at most {ARGS_MAX} characters.", field="args")
-    try:
-        args = shlex.split(args_text)
-    except ValueError as exc:
-        raise InvalidInput(f"The arguments cannot be parsed: {exc}.", field="args") from None
-    return command, args
+    return name
 
 
 def check_auth_header(name: str, value: str) -> tuple[str, str]:
@@ -170,7 +164,6 @@ def server_register(
     auth_header_name: str = "",
     auth_header_value: str = "",
     command: str = "",
-    args: str = "",
     clock: Clock = system_clock,
 ) -> ExternalServer:
     """Register an external MCP server for the actor's workspace (admins only)."""
@@ -184,7 +177,7 @@ def server_register(
             fields["auth_header_name"] = header_name
             fields["auth_header_value_encrypted"] = encrypt_secret(header_value)
     elif transport == Transport.STDIO:
-        fields["command"], fields["args"] = check_stdio_command(command, args)
+        fields["command"] = check_stdio_server(command)
     else:
         raise InvalidInput("Choose Streamable HTTP or a local command.", field="transport")
     try:

@@ -47,8 +47,7 @@ class Endpoint:
     transport: str
     url: str = ""
     headers: dict[str, str] = field(default_factory=dict, repr=False)
-    command: str = ""
-    args: tuple[str, ...] = ()
+    command_line: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,18 @@ def endpoint_for(server: ExternalServer) -> Endpoint:
         transport=server.transport,
         url=server.url,
         headers=headers,
-        command=server.command,
-        args=tuple(str(arg) for arg in server.args),
+        command_line=_stdio_command_line(server) if server.transport == Transport.STDIO else (),
     )
+
+
+def _stdio_command_line(server: ExternalServer) -> tuple[str, ...]:
+    argv = settings.MCP_STDIO_SERVERS.get(server.command)
+    if not argv:
+        raise McpServerDown(
+            f"The local server {server.command} is no longer offered by the operator (MCP_STDIO_SERVERS).",
+            server=server.name,
+        )
+    return tuple(argv)
 
 
 async def list_tools(endpoint: Endpoint, *, timeout: float | None = None) -> list[ListedTool]:
@@ -169,7 +177,7 @@ async def _connect(endpoint: Endpoint, errlog: Any, statuses: list[int]) -> Asyn
     if endpoint.transport == Transport.STDIO:
         # The child gets the SDK's short list of safe variables (PATH, HOME, ...), never
         # Mathia's own environment with its database URL and keys.
-        params = StdioServerParameters(command=endpoint.command, args=list(endpoint.args))
+        params = StdioServerParameters(command=endpoint.command_line[0], args=list(endpoint.command_line[1:]))
         async with Client(stdio_client(params, errlog=errlog), client_info=CLIENT_INFO, cache=None) as client:
             yield client
         return

@@ -69,8 +69,9 @@ class ExternalServer(models.Model):
     auth_header_name = models.CharField(max_length=64, blank=True)
     # Fernet ciphertext (mathia.mcpbridge.secrets); never shown back, never logged.
     auth_header_value_encrypted = models.TextField(blank=True)
-    command = models.CharField(max_length=500, blank=True)
-    args = models.JSONField(default=list, blank=True)
+    # stdio: the name of one of the operator's MCP_STDIO_SERVERS (its command line is read from
+    # the settings at each start, so the operator removing it stops it).
+    command = models.CharField(max_length=32, blank=True)
     enabled = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField()

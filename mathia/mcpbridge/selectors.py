@@ -64,6 +64,6 @@ def external_servers(*, workspace_id: int) -> list[ExternalServer]:
     )
 
 
-def stdio_commands() -> list[str]:
-    """The executables the operator allowed for stdio servers (empty: stdio is off)."""
-    return list(settings.MCP_STDIO_COMMANDS)
+def stdio_servers() -> list[str]:
+    """The names of the local servers the operator set up (empty: stdio is off)."""
+    return sorted(settings.MCP_STDIO_SERVERS)

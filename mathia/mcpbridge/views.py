@@ -97,7 +97,7 @@ def _render_workspace(request: HttpRequest, membership: Any, *, error: InvalidIn
         "workspace": workspace,
         "server_enabled": selectors.mcp_server_enabled(workspace_id=workspace.pk),
         "servers": selectors.external_servers(workspace_id=workspace.pk),
-        "stdio_commands": selectors.stdio_commands(),
+        "stdio_servers": selectors.stdio_servers(),
         "endpoint": request.build_absolute_uri(MCP_PATH),
         "error": error,
         "form": request.POST if error else {},
@@ -131,7 +131,6 @@ def server_add(request: HttpRequest, slug: str) -> HttpResponse:
             auth_header_name=post.get("auth_name", ""),
             auth_header_value=post.get("auth_value", ""),
             command=post.get("command", ""),
-            args=post.get("args", ""),
         )
     except InvalidInput as exc:
         return _render_workspace(request, membership, error=exc)
