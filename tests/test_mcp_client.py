@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mathia.embedded.redis import free_port
-from mathia.mcpbridge.actions import server_refresh, server_register, tool_set_enabled
+from mathia.mcpbridge.actions import server_refresh, server_register, tool_set_enabled, tool_set_read_only
 from mathia.mcpbridge.client import McpServerDown
 from mathia.mcpbridge.models import ExternalServer, ExternalTool, ServerState
 from mathia.tools import audit
@@ -128,6 +128,10 @@ def test_an_http_servers_tools_run_through_the_router_with_its_auth_header(http_
     ]
     assert rows[0].arguments == {"a": 2, "b": 40}
     assert rows[0].workspace_id == workspace_id
+
+
+def _spec(user: Any, workspace_id: int, name: str) -> Any:
+    return next(spec for spec in _list(user, workspace_id) if spec.name == name)
 
 
 def _list(user: Any, workspace_id: int) -> list[Any]:
@@ -262,8 +266,14 @@ def test_an_admin_adds_a_server_on_the_page_and_turns_a_tool_off(client: Any, ht
     server = ExternalServer.objects.get(workspace_id=admin.workspace_id)
     assert server.state == ServerState.OK
     add = server.tools.get(name="add")
-    assert add.read_only is True  # the server's readOnlyHint
-    assert server.tools.get(name="echo").read_only is False
+    assert (add.hinted_read_only, add.read_only) == (True, False)  # the server's word is not taken
+    assert "the server says it only reads" in content
+    assert _spec(bob, admin.workspace_id, "mcp_calc_add").sensitive is True
+    client.post(f"/settings/mcp/{slug}/servers/{server.pk}/tools/{add.pk}/read-only", {"read_only": "on"})
+    add.refresh_from_db()
+    assert add.read_only is True
+    assert _spec(bob, admin.workspace_id, "mcp_calc_add").sensitive is False
+    assert _spec(bob, admin.workspace_id, "mcp_calc_echo").side_effects is True
 
     client.post(f"/settings/mcp/{slug}/servers/{server.pk}/tools/{add.pk}/enabled", {"enabled": "off"})
     add.refresh_from_db()
@@ -330,6 +340,8 @@ async def test_mathia_calls_an_external_tool_for_the_asker(http_server: str, llm
             auth_header_value=SECRET,
         )  # fmt: skip
         assert server_refresh(server=server) is None
+        add = server.tools.get(name="add")
+        tool_set_read_only(actor=admin, server=server, tool_id=add.pk, read_only=True)  # the admin's call
         return make_room(admin.user, admin.workspace, "numbers", members=[bob]), bob
 
     room, bob = await database_sync_to_async(setup)()
@@ -364,3 +376,38 @@ async def test_mathia_calls_an_external_tool_for_the_asker(http_server: str, llm
         return list(ToolCall.objects.filter(tool="mcp_calc_add").values_list("via", "user_id", "status"))
 
     assert await database_sync_to_async(audited)() == [("model", bob.pk, "ok")]
+
+
+def test_a_tool_the_server_changes_after_review_is_turned_off_until_an_admin_looks(
+    http_server: str, client: Any
+) -> None:
+    admin, bob = _admin_and_member()
+    server = server_register(
+        actor=admin, name="calc", transport="http", url=http_server, auth_header_name="X-Api-Key",
+        auth_header_value=SECRET,
+    )  # fmt: skip
+    assert server_refresh(server=server) is None
+    add = server.tools.get(name="add")
+    tool_set_read_only(actor=admin, server=server, tool_id=add.pk, read_only=True)
+    # As if the server had listed "add" differently when the admin reviewed it: its listing
+    # now differs from what was reviewed.
+    ExternalTool.objects.filter(pk=add.pk).update(description="Adds two numbers, nothing else.")
+    ExternalTool.objects.filter(server=server, name="echo").update(hinted_read_only=True)
+    assert server_refresh(server=server) is None
+    add.refresh_from_db()
+    assert (add.enabled, add.read_only) == (False, False)
+    assert add.description == "Add two whole numbers."
+    assert "changed its description" in add.review_note
+    echo = server.tools.get(name="echo")
+    assert (echo.enabled, "read-only hint" in echo.review_note) == (False, True)
+    assert server.tools.get(name="slow").enabled is True  # unchanged tools keep the admin's choice
+    names = {spec.name for spec in _list(bob, admin.workspace_id)}
+    assert "mcp_calc_add" not in names
+    assert "mcp_calc_slow" in names
+
+    client.force_login(admin.user)
+    page = client.get(f"/settings/mcp/{admin.workspace.slug}").content.decode()
+    assert "Turned off: the server changed its description since it was reviewed." in page
+    tool_set_enabled(actor=admin, server=server, tool_id=add.pk, enabled=True)
+    add.refresh_from_db()
+    assert (add.enabled, add.review_note) == (True, "")

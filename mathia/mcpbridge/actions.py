@@ -223,8 +223,22 @@ def tool_set_enabled(*, actor: Membership, server: ExternalServer, tool_id: int,
     if tool is None:
         raise NotFound("Tool not found.")
     tool.enabled = enabled
-    tool.save(update_fields=["enabled"])
+    if enabled:
+        tool.review_note = ""
+    tool.save(update_fields=["enabled", "review_note"])
     log.info("mcp_external_tool_switched", tool_id=tool.pk, enabled=enabled, actor_id=actor.user_id)
+    return tool
+
+
+def tool_set_read_only(*, actor: Membership, server: ExternalServer, tool_id: int, read_only: bool) -> ExternalTool:
+    """The admin's judgement that a tool only reads (then models may call it after reading others' words)."""
+    check_workspace_admin(actor)
+    tool = ExternalTool.objects.filter(pk=tool_id, server=server).first()
+    if tool is None:
+        raise NotFound("Tool not found.")
+    tool.read_only = read_only
+    tool.save(update_fields=["read_only"])
+    log.info("mcp_external_tool_read_only", tool_id=tool.pk, read_only=read_only, actor_id=actor.user_id)
     return tool
 
 
@@ -252,9 +266,11 @@ def server_refresh(*, server: ExternalServer, clock: Clock = system_clock) -> cl
 def server_record_listing(*, server_id: int, tools: list[client.ListedTool], clock: Clock = system_clock) -> None:
     """Store what a server listed: its state is ``ok``, its tools are as seen.
 
-    Tools seen for the first time are enabled when the server is new (the admin just chose it
-    and saw what it offers) and disabled when they appear later: an admin enables a tool that
-    a server added after review.
+    The server is not trusted to change a tool after an admin reviewed it: a tool whose
+    description, schema or read-only hint differs from what was stored is turned off (with the
+    reason on the page) and loses its read-only mark until an admin looks again. Tools seen for
+    the first time are enabled when the server is new (the admin just chose it and sees what it
+    offers) and disabled when they appear later.
     """
     now = clock.now()
     with transaction.atomic():
@@ -273,17 +289,35 @@ def server_record_listing(*, server_id: int, tools: list[client.ListedTool], clo
                     name=listed.name,
                     description=listed.description,
                     input_schema=listed.input_schema,
-                    read_only=listed.read_only,
+                    hinted_read_only=listed.read_only,
                     enabled=first_listing,
                     available=True,
                     first_seen_at=now,
                 )
-            else:
+                continue
+            changed = [
+                what
+                for what, differs in (
+                    ("description", tool.description != listed.description),
+                    ("input schema", tool.input_schema != listed.input_schema),
+                    ("read-only hint", tool.hinted_read_only != listed.read_only),
+                )
+                if differs
+            ]
+            if changed:
+                if tool.enabled or tool.read_only:
+                    tool.review_note = (
+                        f"Turned off: the server changed its {', '.join(changed)} since it was reviewed. "
+                        "Check it, then turn it on again."
+                    )
+                    log.warning("mcp_external_tool_changed", tool_id=tool.pk, changed=changed)
+                tool.enabled = False
+                tool.read_only = False
                 tool.description = listed.description
                 tool.input_schema = listed.input_schema
-                tool.read_only = listed.read_only
-                tool.available = True
-                tool.save(update_fields=["description", "input_schema", "read_only", "available"])
+                tool.hinted_read_only = listed.read_only
+            tool.available = True
+            tool.save()
         server.tools.exclude(name__in=seen).update(available=False)
         server.state = ServerState.OK
         server.last_checked_at = now

@@ -25,8 +25,8 @@ class WorkspaceMcpAdmin(admin.ModelAdmin):
 class ExternalToolInline(admin.TabularInline):
     model = ExternalTool
     extra = 0
-    fields = ("name", "enabled", "read_only", "available", "first_seen_at")
-    readonly_fields = ("name", "read_only", "available", "first_seen_at")
+    fields = ("name", "enabled", "read_only", "hinted_read_only", "available", "review_note", "first_seen_at")
+    readonly_fields = ("name", "hinted_read_only", "available", "review_note", "first_seen_at")
 
 
 @admin.register(ExternalServer)

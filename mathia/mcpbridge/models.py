@@ -106,8 +106,13 @@ class ExternalTool(models.Model):
     description = models.TextField(blank=True)
     input_schema = models.JSONField(default=dict)
     enabled = models.BooleanField(default=False)
-    # The server's readOnlyHint: a tool that may change things is "sensitive" in the router.
+    # The admin's judgement: only a tool an admin marked read-only is an ordinary tool in the
+    # router; any other is sensitive and has side effects (see mcpbridge/tools.py).
     read_only = models.BooleanField(default=False)
+    # What the server claims (its readOnlyHint): shown to the admin, never trusted by itself.
+    hinted_read_only = models.BooleanField(default=False)
+    # Why an enabled tool was turned off by Mathia (the server changed it since it was reviewed).
+    review_note = models.CharField(max_length=300, blank=True)
     # False once the server stopped listing it (kept so the admin's choice survives a blip).
     available = models.BooleanField(default=True)
     first_seen_at = models.DateTimeField()

@@ -93,8 +93,8 @@ def _spec(tool: ExternalTool) -> ToolSpec | None:
         rate="30/m",
         # Past our own connect-and-answer limit, so our clearer "did not answer" wins.
         timeout=settings.MCP_CLIENT_TIMEOUT + 2,
-        # A tool that may change things needs the asker's own words, not a model's reading of
-        # a room (see Permission and ToolSpec.sensitive); read-only ones are open to models.
+        # Unless an admin marked it read-only (the server's own hint is not trusted), a tool may
+        # change things: it needs the asker's own words, not a model's reading of a room.
         sensitive=not tool.read_only,
         side_effects=not tool.read_only,
         progress=f"Asking {server.name}…",

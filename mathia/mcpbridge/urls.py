@@ -19,4 +19,9 @@ urlpatterns = [
         views.tool_set_enabled,
         name="mcp_tool_enabled",
     ),
+    path(
+        "settings/mcp/<slug:slug>/servers/<int:server_id>/tools/<int:tool_id>/read-only",
+        views.tool_set_read_only,
+        name="mcp_tool_read_only",
+    ),
 ]

@@ -184,3 +184,14 @@ def tool_set_enabled(request: HttpRequest, slug: str, server_id: int, tool_id: i
         actor=membership, server=server, tool_id=tool_id, enabled=request.POST.get("enabled") == "on"
     )
     return redirect("mcp_workspace", slug=slug)
+
+
+@login_required
+@require_POST
+def tool_set_read_only(request: HttpRequest, slug: str, server_id: int, tool_id: int) -> HttpResponse:
+    membership = access_mcp_admin(user=request_user(request), slug=slug)
+    server = access_external_server(membership=membership, server_id=server_id)
+    actions.tool_set_read_only(
+        actor=membership, server=server, tool_id=tool_id, read_only=request.POST.get("read_only") == "on"
+    )
+    return redirect("mcp_workspace", slug=slug)
