@@ -50,7 +50,11 @@ def main() -> None:
 
     port = int(sys.argv[2])
     required = sys.argv[3].split("=", 1) if len(sys.argv) > 3 else None
-    inner = server.streamable_http_app(stateless_http=True, json_response=True)
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    # Reached under test host names too (Mathia pins the address it resolved and keeps the name).
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    inner = server.streamable_http_app(stateless_http=True, json_response=True, transport_security=security)
 
     async def app(scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] == "http" and required is not None:

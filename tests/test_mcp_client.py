@@ -411,3 +411,41 @@ def test_a_tool_the_server_changes_after_review_is_turned_off_until_an_admin_loo
     tool_set_enabled(actor=admin, server=server, tool_id=add.pk, enabled=True)
     add.refresh_from_db()
     assert (add.enabled, add.review_note) == (True, "")
+
+
+def test_mathia_connects_to_the_address_it_checked_not_to_a_second_lookup(
+    http_server: str, settings: Any, monkeypatch: Any
+) -> None:
+    """DNS rebinding: the name is resolved once per request, checked, and that address is dialled."""
+    from asgiref.sync import async_to_sync
+
+    from mathia.mcpbridge import network
+    from mathia.mcpbridge.client import Endpoint, list_tools
+
+    lookups: list[str] = []
+
+    async def test_resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return {"calc.mathia-test.invalid": ["127.0.0.1"], "rebind.mathia-test.invalid": ["10.0.0.5"]}[host]
+
+    monkeypatch.setattr(network, "resolve", test_resolver)
+    port = http_server.rsplit(":", 1)[1].split("/")[0]
+    # .invalid never resolves in real DNS: the call can only work through the checked address.
+    endpoint = Endpoint(
+        server_id=1,
+        name="calc",
+        transport="http",
+        url=f"http://calc.mathia-test.invalid:{port}/mcp",
+        headers={"X-Api-Key": SECRET},
+    )
+    tools = async_to_sync(list_tools)(endpoint)
+    assert {tool.name for tool in tools} == {"add", "echo", "explode", "slow"}
+    assert set(lookups) == {"calc.mathia-test.invalid"}
+
+    # A name with any private address is refused before a connection is made.
+    settings.MCP_CLIENT_PRIVATE_NETWORKS = False
+    rebinding = Endpoint(server_id=2, name="rebind", transport="http", url="http://rebind.mathia-test.invalid/mcp")
+    with pytest.raises(Exception) as refused:  # noqa: PT011
+        async_to_sync(list_tools)(rebinding)
+    assert getattr(refused.value, "code", None) == "mcp_private_address"
+    assert "rebind.mathia-test.invalid is on a private, loopback or link-local address" in str(refused.value)

@@ -26,7 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mathia.core.errors import AppError
 from mathia.mcpbridge.crypto import decrypt_secret
 from mathia.mcpbridge.models import ExternalServer, Transport
-from mathia.mcpbridge.network import check_public_url_async
+from mathia.mcpbridge.network import PinnedTransport
 
 CLIENT_INFO = types.Implementation(name="mathia", version="1")
 
@@ -182,8 +182,6 @@ async def _connect(endpoint: Endpoint, errlog: Any, statuses: list[int]) -> Asyn
             yield client
         return
 
-    await check_public_url_async(endpoint.url)
-
     async def record(response: httpx2.Response) -> None:
         statuses.append(response.status_code)
 
@@ -193,6 +191,7 @@ async def _connect(endpoint: Endpoint, errlog: Any, statuses: list[int]) -> Asyn
         headers=dict(endpoint.headers),
         timeout=httpx2.Timeout(settings.MCP_CLIENT_TIMEOUT),
         event_hooks={"response": [record]},
+        transport=PinnedTransport(),
     )
     transport = streamable_http_client(endpoint.url, http_client=http)
     async with http, Client(transport, client_info=CLIENT_INFO, cache=None) as client:

@@ -1,5 +1,9 @@
 """Where Mathia may connect as an MCP client: public addresses only, unless the operator allows more.
 
+:class:`PinnedTransport` resolves the host once per request, checks that address and connects
+to *that* address (keeping the Host header and the TLS server name), so a name that answers a
+public address to the check and a private one to the connection (DNS rebinding) gains nothing.
+
 Any workspace admin registers servers (everyone owns their default workspace), so without this
 check they could make Mathia's server send requests into the operator's own network (cloud
 metadata endpoints, internal admin pages) and read the answers' status codes. The host is
@@ -15,6 +19,7 @@ import socket
 from urllib.parse import urlsplit
 
 import anyio
+import httpx2
 from django.conf import settings
 
 from mathia.core.errors import InvalidInput
@@ -52,13 +57,49 @@ def check_public_url(url: str) -> None:
     _check_addresses(host, [str(info[4][0]) for info in infos])
 
 
-async def check_public_url_async(url: str) -> None:
-    """Async: before each connection (the name may resolve elsewhere by now)."""
-    if settings.MCP_CLIENT_PRIVATE_NETWORKS:
-        return
-    host, port = _host_port(url)
+async def resolve(host: str, port: int) -> list[str]:
+    """The host's addresses (the one resolver the transport uses; tests replace it)."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def checked_address(host: str, port: int) -> str:
+    """The address to connect to for ``host``: resolved once, and public unless the operator allows more."""
     try:
-        infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        raise InvalidInput(f"The host {host} cannot be found.", code="mcp_unknown_host") from None
-    _check_addresses(host, [str(info[4][0]) for info in infos])
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addresses = await resolve(host, port)
+        except OSError:
+            addresses = []
+        if not addresses:
+            raise InvalidInput(f"The host {host} cannot be found.", code="mcp_unknown_host") from None
+    if not settings.MCP_CLIENT_PRIVATE_NETWORKS:
+        _check_addresses(host, addresses)
+    return addresses[0]
+
+
+class PinnedTransport(httpx2.AsyncBaseTransport):
+    """An HTTP transport that connects to the address it checked, never to a second lookup's."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        host = url.host
+        address = await checked_address(host, url.port or (443 if url.scheme == "https" else 80))
+        extensions = dict(request.extensions)
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host  # the certificate is checked for the name, not the address
+        pinned = httpx2.Request(
+            request.method,
+            url.copy_with(host=address),
+            headers=request.headers,  # keeps Host: the name
+            stream=request.stream,
+            extensions=extensions,
+        )
+        return await self._inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
