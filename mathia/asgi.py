@@ -12,12 +12,14 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from mathia.mcpbridge.asgi import with_mcp_endpoint  # noqa: E402
 from mathia.realtime.auth import SessionAuthMiddleware  # noqa: E402
 from mathia.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # /mcp is Mathia's MCP server (mathia/mcpbridge); every other path is Django.
+        "http": with_mcp_endpoint(django_asgi_app),
         # The session authenticates the socket; the Origin must be one of ALLOWED_HOSTS.
         "websocket": AllowedHostsOriginValidator(SessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }

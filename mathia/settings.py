@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "mathia.onboarding",
     "mathia.usersettings",
     "mathia.tools",
+    "mathia.mcpbridge",
 ]
 
 MIDDLEWARE = [
@@ -143,6 +144,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every wallet's balance against the sum of its ledger, daily; differences are logged as critical.
     "wallet-reconcile": {"task": "wallet.reconcile", "schedule": crontab(hour=3, minute=17)},
     "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
+    "mcpbridge-check-servers": {"task": "mcpbridge.check_servers", "schedule": 300.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -228,6 +230,17 @@ WALLET_LOW_BALANCE = CONFIG.WALLET_LOW_BALANCE
 # Who is mailed when the daily reconciliation finds a wallet whose balance is not its ledger's sum.
 WALLET_ALERT_EMAILS = CONFIG.WALLET_ALERT_EMAILS
 AVATAR_MAX_BYTES = CONFIG.AVATAR_MAX_BYTES
+# --- Model Context Protocol (mathia.mcpbridge) ------------------------------------------
+# Complete command lines, by name, that workspace admins may pick as stdio MCP servers (they
+# choose a name, never a command or its arguments); empty: stdio off.
+MCP_STDIO_SERVERS = CONFIG.MCP_STDIO_SERVERS
+# Seconds Mathia waits for an external MCP server to connect and answer one request.
+MCP_CLIENT_TIMEOUT = CONFIG.MCP_CLIENT_TIMEOUT
+# Whether external MCP servers may be on loopback, private or link-local addresses (off: a
+# workspace admin could otherwise make Mathia probe the operator's internal network).
+MCP_CLIENT_PRIVATE_NETWORKS = CONFIG.MCP_CLIENT_PRIVATE_NETWORKS
+# Requests one access token may make to Mathia's /mcp endpoint per window.
+MCP_REQUEST_RATE_LIMIT = CONFIG.MCP_REQUEST_RATE_LIMIT
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

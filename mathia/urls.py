@@ -15,4 +15,5 @@ urlpatterns = [
     path("", include("mathia.usersettings.urls")),
     path("", include("mathia.goals.urls")),
     path("", include("mathia.wallet.urls")),
+    path("", include("mathia.mcpbridge.urls")),
 ]

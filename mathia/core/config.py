@@ -6,7 +6,9 @@ echo its value, because values such as ``DATABASE_URL`` or ``SECRET_KEY`` carry 
 
 from __future__ import annotations
 
+import re
 import secrets
+import shlex
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -88,6 +90,10 @@ class MathiaConfig(BaseModel):
     WALLET_LOW_BALANCE: int = Field(default=100, ge=0)
     WALLET_ALERT_EMAILS: list[str] = Field(default_factory=list)
     AVATAR_MAX_BYTES: int = Field(default=2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
+    MCP_STDIO_SERVERS: dict[str, list[str]] = Field(default_factory=dict)
+    MCP_CLIENT_TIMEOUT: float = Field(default=20.0, gt=0, le=300)
+    MCP_CLIENT_PRIVATE_NETWORKS: bool = False
+    MCP_REQUEST_RATE_LIMIT: str = Field(default="120/m", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
 
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None
@@ -98,6 +104,29 @@ class MathiaConfig(BaseModel):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("MCP_STDIO_SERVERS", mode="before")
+    @classmethod
+    def _stdio_servers(cls, value: object) -> object:
+        """``name=/abs/command arg...;other=...``: complete command lines, each under a name."""
+        if not isinstance(value, str):
+            return value
+        servers: dict[str, list[str]] = {}
+        for item in value.split(";"):
+            if not item.strip():
+                continue
+            name, sep, line = item.partition("=")
+            name = name.strip()
+            try:
+                argv = shlex.split(line)
+            except ValueError:
+                raise ValueError("a command line cannot be parsed (check its quotes)") from None
+            if not sep or not re.fullmatch(r"[a-z][a-z0-9-]{0,31}", name) or not argv:
+                raise ValueError("must look like name=/absolute/command args;other=... (names: a-z, 0-9, -)")
+            if not argv[0].startswith("/"):
+                raise ValueError("each command must start with an absolute path")
+            servers[name] = argv
+        return servers
 
     @field_validator("LLM_PROVIDERS", mode="before")
     @classmethod

@@ -75,5 +75,9 @@ def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             # httpx logs every request URL at INFO, and some APIs take their key in the query string.
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # The MCP SDK's HTTP client (a registered server's URL may carry a key) and its
+            # per-request INFO lines.
+            "httpx2": {"level": "WARNING"},
+            "mcp": {"level": "WARNING"},
         },
     }

@@ -45,6 +45,8 @@ SECTIONS: list[Section] = [
     Section("profile", "Profile", "settings_profile"),
     Section("goals", "Goals", "settings_goals"),
     Section("wallet", "Wallet", "settings_wallet_home", visible=_workspace_admins),
+    Section("tokens", "Access tokens", "mcp_tokens"),
+    Section("mcp", "MCP servers", "mcp_settings", visible=_workspace_admins),
 ]
 
 
