@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "mathia.chat",
     "mathia.realtime",
     "mathia.assistant",
+    "mathia.tools",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +128,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
+    "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -1,0 +1,348 @@
+"""The router: the one way any tool runs. See the package docstring for the steps.
+
+Hot-path costs are kept to two Redis round trips for a cached call (the rate limit and the
+cache read are one Lua script; the audit entry is one ``XADD``) and no database query when
+the caller passes the access check it already made (``ToolContext.room_access``). Audit
+entries go to a Redis Stream and a consumer group moves them to the database
+(``mathia.tools.audit``): a database commit on every call would cost more than the whole
+2 ms budget on a busy disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+
+from mathia.core.redis import get_async_redis, redis_key
+from mathia.tools import audit
+from mathia.tools.registry import (
+    Permission,
+    ToolContext,
+    ToolInputError,
+    ToolResult,
+    ToolSpec,
+    ToolStatus,
+    parse_rate,
+    registry,
+)
+
+if TYPE_CHECKING:
+    from mathia.accounts.models import User
+
+log = structlog.get_logger(__name__)
+
+# KEYS[1] the rate key, KEYS[2] the cache key (or "" for none).
+# ARGV: now (ms), emission interval (ms), burst tolerance (ms).
+# GCRA: allows `limit` calls at once, then one per interval; atomic, so concurrent calls
+# from any number of processes cannot overshoot. Returns {allowed, retry_after_ms[, cached]}.
+_RATE_AND_CACHE = """
+local now = tonumber(ARGV[1])
+if KEYS[1] ~= '' then
+  local interval = tonumber(ARGV[2])
+  local tolerance = tonumber(ARGV[3])
+  local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+  if tat < now then tat = now end
+  if tat - now > tolerance then
+    return {0, tat - tolerance - now}
+  end
+  redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat + interval - now) + 1000)
+end
+if KEYS[2] ~= '' then
+  local cached = redis.call('GET', KEYS[2])
+  if cached then return {1, 0, cached} end
+end
+return {1, 0}
+"""
+_script_sha: str | None = None
+
+PERMISSION_MESSAGES = {
+    Permission.WORKSPACE_MEMBER: "You are not a member of this workspace.",
+    Permission.WORKSPACE_ADMIN: "Only the workspace's owner and admins can do that.",
+    Permission.ROOM_READ: "That needs a room you can see.",
+    Permission.ROOM_WRITE: "That needs a room you can post in.",
+    Permission.ROOM_MODERATE: "Only the room's owner and moderators can do that.",
+}
+
+
+async def resolve(name: str, *, workspace_id: int) -> ToolSpec | None:
+    """The tool called ``name`` in ``workspace_id``: a static one, else one from a source."""
+    spec = registry.get(name)
+    if spec is not None:
+        return spec
+    for source in registry.sources():
+        try:
+            for candidate in await source.tools(workspace_id):
+                if candidate.name == name:
+                    return candidate
+        except Exception:  # a source that is down hides its tools; it does not break the others
+            log.warning("tool_source_failed", source=source.name, exc_info=True)
+    return None
+
+
+async def list_tools(ctx: ToolContext, *, for_model: bool = True) -> list[ToolSpec]:
+    """The tools ``ctx.user`` may call in ``ctx.workspace_id`` (static, then from sources).
+
+    ``for_model`` keeps the ones offered to models and MCP clients (``model_visible``). Tools
+    whose permission the person lacks in this context are left out.
+    """
+    specs = [spec for spec in registry.tools() if spec.model_visible or not for_model]
+    for source in registry.sources():
+        try:
+            specs.extend(s for s in await source.tools(ctx.workspace_id) if s.model_visible or not for_model)
+        except Exception:
+            log.warning("tool_source_failed", source=source.name, exc_info=True)
+    allowed = []
+    for spec in specs:
+        if await _permission_problem(spec, ctx) is None:
+            allowed.append(spec)
+    return allowed
+
+
+async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
+    """Run tool ``name`` with ``arguments`` for ``ctx.user``; always returns a :class:`ToolResult`."""
+    began = time.perf_counter()
+    spec = await resolve(name, workspace_id=ctx.workspace_id)
+    if spec is None:
+        result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
+        await _audit(None, name, arguments, ctx, result, began, handler_ms=0.0)
+        return result
+    result, handler_ms = await _run(spec, arguments, ctx)
+    await _audit(spec, name, arguments, ctx, result, began, handler_ms=handler_ms)
+    return result
+
+
+def invoke_sync(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
+    """:func:`invoke` from sync code with no running event loop (a Celery task, a view)."""
+    return async_to_sync(invoke)(name, arguments, ctx=ctx)
+
+
+# --- the steps ------------------------------------------------------------------------------
+async def _run(spec: ToolSpec, arguments: object, ctx: ToolContext) -> tuple[ToolResult, float]:
+    try:
+        args = spec.validate(arguments)
+    except ToolInputError as error:
+        return _invalid(spec, error), 0.0
+    if ctx.via == "model" and not spec.model_visible:
+        return ToolResult.error(f"`{spec.name}` cannot be called by a model.", code="not_callable"), 0.0
+    if ctx.via == "model" and spec.sensitive and ctx.untrusted_context:
+        return (
+            ToolResult.needs_auth(
+                f"`{spec.name}` acts on your own data, so I only run it when you ask me yourself "
+                "(a slash command, or a direct request to me).",
+                code="needs_direct_request",
+            ),
+            0.0,
+        )
+    problem = await _permission_problem(spec, ctx)
+    if problem is not None:
+        return problem, 0.0
+    cache_key = _cache_key(spec, args, ctx) if spec.cacheable else ""
+    try:
+        allowed, retry_after_ms, cached = await _rate_and_cache(spec, ctx, cache_key)
+    except Exception:
+        log.warning("tool_router_redis_failed", tool=spec.name, exc_info=True)
+        return ToolResult.error("Mathia cannot reach Redis right now; try again in a moment.", code="unavailable"), 0.0
+    if not allowed:
+        seconds = max(1, math.ceil(retry_after_ms / 1000))
+        return (
+            ToolResult.error(
+                f"You are using `{spec.name}` too often; try again in {seconds} s.",
+                code="rate_limited",
+                data={"retry_after": round(retry_after_ms / 1000, 1)},
+            ),
+            0.0,
+        )
+    if cached is not None:
+        hit = _from_cache(cached)
+        if hit is not None:
+            return hit, 0.0
+    started = time.perf_counter()
+    result = await _call_handler(spec, args, ctx)
+    handler_ms = (time.perf_counter() - started) * 1000
+    if cache_key and result.is_ok:
+        try:
+            await get_async_redis().set(cache_key, _to_cache(result), ex=spec.cache_seconds)
+        except Exception:
+            log.warning("tool_cache_write_failed", tool=spec.name, exc_info=True)
+    return result, handler_ms
+
+
+def _invalid(spec: ToolSpec, error: ToolInputError) -> ToolResult:
+    lines = "; ".join(f"`{p['field']}`: {p['message']}" if p["field"] else p["message"] for p in error.problems)
+    return ToolResult.needs_input(
+        f"That doesn't fit `{spec.name}`: {lines}.",
+        data={"problems": error.problems, "schema": spec.json_schema},
+    )
+
+
+async def _permission_problem(spec: ToolSpec, ctx: ToolContext) -> ToolResult | None:
+    """None when ``ctx.user`` has ``spec.permission`` here, else the result saying why not."""
+    need = spec.permission
+    key = f"{need}:{ctx.workspace_id}:{ctx.room_id}"
+    if key in ctx.checked:
+        return None
+    user = ctx.user
+    allowed = bool(user.is_authenticated and user.is_active and not getattr(user, "is_assistant", False))
+    if allowed:
+        allowed = await _has_permission(need, ctx)
+    if not allowed:
+        return ToolResult.needs_auth(PERMISSION_MESSAGES[need], code="forbidden")
+    ctx.checked.add(key)
+    return None
+
+
+async def _has_permission(need: Permission, ctx: ToolContext) -> bool:
+    from mathia.rooms.access import RoomAccess
+    from mathia.workspaces.models import ADMIN_ROLES
+
+    if need in (Permission.WORKSPACE_MEMBER, Permission.WORKSPACE_ADMIN):
+        access = ctx.room_access
+        if access is not None and access.user_id == ctx.user.pk and access.room.workspace_id == ctx.workspace_id:
+            role: str | None = access.workspace_role
+        else:
+            role = await database_sync_to_async(_workspace_role, thread_sensitive=False)(ctx.user.pk, ctx.workspace_id)
+        if role is None:
+            return False
+        return need == Permission.WORKSPACE_MEMBER or role in ADMIN_ROLES
+    if ctx.room_id is None:
+        return False
+    access: RoomAccess | None = ctx.room_access  # type: ignore[no-redef]
+    if access is None or access.room.pk != ctx.room_id or access.user_id != ctx.user.pk:
+        access = await database_sync_to_async(_room_access, thread_sensitive=False)(ctx.user, ctx.room_id)
+        if access is None:
+            return False
+        ctx.room_access = access
+    if access.room.workspace_id != ctx.workspace_id:
+        return False
+    if need == Permission.ROOM_WRITE:
+        return access.can_write
+    if need == Permission.ROOM_MODERATE:
+        return access.can_moderate
+    return True
+
+
+def _workspace_role(user_id: int, workspace_id: int) -> str | None:
+    from mathia.workspaces.models import Membership
+
+    return Membership.objects.filter(user_id=user_id, workspace_id=workspace_id).values_list("role", flat=True).first()
+
+
+def _room_access(user: User, room_id: int) -> Any:
+    from mathia.core.errors import AppError
+    from mathia.rooms.access import access_room_for_user
+
+    try:
+        return access_room_for_user(user=user, room_id=room_id)
+    except AppError:
+        return None
+
+
+def _cache_key(spec: ToolSpec, args: Any, ctx: ToolContext) -> str:
+    values = args.model_dump(mode="json") if hasattr(args, "model_dump") else args
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+    scope = {"global": "all", "workspace": f"w{ctx.workspace_id}", "user": f"u{ctx.user.pk}"}[spec.cache_scope]
+    return redis_key("tools", "cache", spec.name, scope, digest)
+
+
+async def _rate_and_cache(spec: ToolSpec, ctx: ToolContext, cache_key: str) -> tuple[bool, float, bytes | None]:
+    global _script_sha
+    if spec.rate is None and not cache_key:
+        return True, 0.0, None
+    rate_key, interval_ms, tolerance_ms = "", 0.0, 0.0
+    if spec.rate is not None:
+        limit, window = parse_rate(spec.rate)
+        interval_ms = window * 1000 / limit
+        tolerance_ms = interval_ms * (limit - 1)
+        rate_key = redis_key("tools", "rate", spec.name, ctx.user.pk)
+    now_ms = ctx.clock.now().timestamp() * 1000
+    client = get_async_redis()
+    keys = [rate_key, cache_key]
+    args = [f"{now_ms:.3f}", f"{interval_ms:.3f}", f"{tolerance_ms:.3f}"]
+    if _script_sha is None:
+        _script_sha = await client.script_load(_RATE_AND_CACHE)
+    try:
+        reply = await client.evalsha(_script_sha, 2, *keys, *args)  # type: ignore[misc]
+    except Exception as exc:
+        if "NOSCRIPT" not in str(exc):
+            raise
+        reply = await client.eval(_RATE_AND_CACHE, 2, *keys, *args)  # type: ignore[misc]
+    allowed, retry_after = int(reply[0]), float(reply[1])
+    cached = reply[2] if len(reply) > 2 else None
+    return bool(allowed), retry_after, cached
+
+
+def _to_cache(result: ToolResult) -> str:
+    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False)
+
+
+def _from_cache(raw: bytes) -> ToolResult | None:
+    try:
+        value = json.loads(raw)
+        return ToolResult(ToolStatus.OK, value["m"], value["d"], cached=True)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _call_handler(spec: ToolSpec, args: Any, ctx: ToolContext) -> ToolResult:
+    try:
+        async with asyncio.timeout(spec.timeout):
+            if spec.is_async:
+                result = await spec.handler(ctx, args)  # type: ignore[misc]
+            else:
+                result = await database_sync_to_async(spec.handler, thread_sensitive=False)(ctx, args)
+    except TimeoutError:
+        log.warning("tool_timeout", tool=spec.name, timeout=spec.timeout)
+        return ToolResult.error(f"`{spec.name}` took longer than {spec.timeout:g} s and was stopped.", code="timeout")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        from mathia.core.errors import AppError
+
+        if isinstance(exc, AppError):  # a domain refusal (not found, forbidden, invalid): say it as it is
+            status = ToolStatus.NEEDS_AUTH if exc.http_status in (401, 403) else ToolStatus.ERROR
+            return ToolResult(status, exc.message, {}, code=exc.code)
+        log.exception("tool_failed", tool=spec.name)
+        return ToolResult.error(f"`{spec.name}` failed on our side; try again later.", code="internal")
+    if not isinstance(result, ToolResult):
+        log.error("tool_bad_result", tool=spec.name, result_type=type(result).__name__)
+        return ToolResult.error(f"`{spec.name}` gave no usable answer.", code="internal")
+    return result
+
+
+async def _audit(
+    spec: ToolSpec | None,
+    name: str,
+    arguments: object,
+    ctx: ToolContext,
+    result: ToolResult,
+    began: float,
+    *,
+    handler_ms: float,
+) -> None:
+    total_ms = (time.perf_counter() - began) * 1000
+    try:
+        await audit.audit_append(
+            tool=name,
+            arguments=arguments,
+            secret_fields=spec.secret_fields if spec is not None else frozenset(),
+            ctx=ctx,
+            result=result,
+            latency_ms=total_ms,
+            handler_ms=handler_ms,
+        )
+    except Exception:  # the call happened; a lost audit entry is logged, loudly
+        log.error("tool_audit_failed", tool=name, user_id=ctx.user.pk, status=result.status.value, exc_info=True)
+
+
+def tools_for_model(specs: Sequence[ToolSpec]) -> list[Any]:
+    """``specs`` as offered to a language model (``LLMRequest.tools``)."""
+    return [spec.llm_spec() for spec in specs]
