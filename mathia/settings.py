@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "mathia.realtime",
     "mathia.assistant",
     "mathia.tools",
+    "mathia.reminders",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "assistant-reap-stale-runs": {"task": "assistant.reap_stale_runs", "schedule": 30.0},
     "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
+    # Reminders live in the database; this claims and delivers the due ones (docs/architecture.md).
+    "reminders-dispatch": {
+        "task": "reminders.dispatch",
+        "schedule": CONFIG.REMINDER_DISPATCH_SECONDS,
+        "options": {"expires": CONFIG.REMINDER_DISPATCH_SECONDS * 2},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -252,3 +259,9 @@ LOGGING = logging_config(
 )
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+
+# --- Reminders ----------------------------------------------------------------------------
+# Beat runs the dispatcher this often; a reservation a dead worker left is retaken after the lease.
+REMINDER_DISPATCH_SECONDS = CONFIG.REMINDER_DISPATCH_SECONDS
+REMINDER_LEASE_SECONDS = CONFIG.REMINDER_LEASE_SECONDS
+REMINDER_BATCH = CONFIG.REMINDER_BATCH

@@ -10,4 +10,5 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("mathia.workspaces.urls")),
     path("", include("mathia.rooms.urls")),
+    path("", include("mathia.reminders.urls")),
 ]

@@ -173,7 +173,7 @@ def message_send(
 
 def _access_message(*, user: User, message_id: int) -> tuple[Message, RoomAccess]:
     message = Message.objects.filter(pk=message_id).first() if isinstance(message_id, int) else None
-    if message is None:
+    if message is None or message.visible_to_id not in (None, user.pk):
         raise NotFound(MESSAGE_NOT_FOUND)
     try:
         access = access_room_for_user(user=user, room_id=message.room_id)
@@ -258,10 +258,13 @@ def internal_message_post(
     status: str = MessageStatus.DONE,
     reply_to_id: int | None = None,
     clock: Clock = system_clock,
+    visible_to_id: int | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Message:
     """Post as the assistant, with no access check: the caller checked the asker's access.
 
-    Used inside the caller's transaction; the event goes out after it commits.
+    Used inside the caller's transaction; the event goes out after it commits. With
+    ``visible_to_id`` only that person sees it (and only their tabs hear of it).
     """
     rendered = render_markdown(body) if body else None
     version = _next_version(room_id)
@@ -275,6 +278,8 @@ def internal_message_post(
         seq=version,
         version=version,
         created_at=clock.now(),
+        visible_to_id=visible_to_id,
+        card=card or {},
     )
     _publish_message("message.new", message_payload_by_id(message.pk))
     return message
@@ -308,6 +313,5 @@ def room_mark_read(*, user: User, room_id: int, seq: int) -> int:
 
 def _publish_message(event: str, payload: dict[str, Any]) -> None:
     room_id = payload["room_id"]
-    publish_on_commit(
-        room_group(room_id), {"type": event, "room_id": room_id, "version": payload["version"], "message": payload}
-    )
+    group = user_group(payload["visible_to"]) if "visible_to" in payload else room_group(room_id)
+    publish_on_commit(group, {"type": event, "room_id": room_id, "version": payload["version"], "message": payload})

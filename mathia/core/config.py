@@ -73,6 +73,9 @@ class MathiaConfig(BaseModel):
     ASSISTANT_MAX_PER_WORKSPACE: int = Field(default=10, ge=1)
     ASSISTANT_MAX_TOTAL: int = Field(default=400, ge=1)
     ASSISTANT_FLUSH_MS: int = Field(default=40, ge=5, le=1000)
+    REMINDER_DISPATCH_SECONDS: float = Field(default=1.0, ge=0.2, le=60)
+    REMINDER_LEASE_SECONDS: float = Field(default=5.0, ge=1, le=600)
+    REMINDER_BATCH: int = Field(default=25, ge=1, le=1000)
 
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None

@@ -1,0 +1,216 @@
+"""Delivering due reminders exactly once, from any number of workers.
+
+Celery Beat runs :func:`dispatch_due` every ``REMINDER_DISPATCH_SECONDS``. Each round:
+
+1. **Reserve** (a short transaction): up to ``REMINDER_BATCH`` due rows that no one holds
+   (never reserved, or their lease ran out) are locked with ``SELECT … FOR UPDATE SKIP
+   LOCKED`` on PostgreSQL, so two workers never pick the same row and neither waits for the
+   other, and are stamped with this round's ``claim_token`` and a lease (``claimed_until``).
+   SQLite has no row locks; its transactions start with ``BEGIN IMMEDIATE`` (one writer at a
+   time), so the same select-and-stamp is just as exclusive there.
+2. **Deliver** (one transaction for the batch): the reserved rows are locked again, and only
+   those still carrying our token, still scheduled and still due are delivered: a message from
+   Mathia (visible to the owner only), a :class:`~mathia.reminders.models.Delivery` row (unique
+   per reminder and occurrence), and the row moved on, to ``sent`` or to its next occurrence,
+   all in that transaction. Notifications to open tabs (and the email task) go out after commit.
+
+A worker killed between the two steps, or in the middle of the second (its transaction is
+rolled back with its connection), leaves rows reserved under a token nobody will use; when the
+lease expires the next round reserves them again. Whatever happens, an occurrence is written
+once: the delivery is committed together with the state change, and only by the holder of the
+current token. Nothing waits in Celery ETAs: a broker redelivering a task, or a worker's clock,
+cannot fire a reminder twice or late.
+"""
+
+from __future__ import annotations
+
+import time as _time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+
+from mathia.assistant.identity import assistant_user
+from mathia.chat.actions import internal_message_post
+from mathia.core.clock import Clock, system_clock
+from mathia.core.errors import AppError
+from mathia.realtime.events import publish_on_commit, user_group
+from mathia.reminders.models import Channel, Delivery, Reminder, Status
+from mathia.reminders.parsing import next_occurrence
+from mathia.reminders.selectors import delivery_payload, reminder_payload
+from mathia.rooms.access import access_room_for_user
+
+log = structlog.get_logger(__name__)
+
+MAX_ATTEMPTS = 5  # a reminder whose delivery raised this many times is set aside as failed
+
+
+@dataclass
+class DispatchStats:
+    delivered: int = 0
+    rounds: int = 0
+    skipped: int = 0  # reserved, but someone else (or an edit) got there first
+    failed: int = 0
+    reminder_ids: list[int] = field(default_factory=list)
+
+
+def dispatch_due(
+    *,
+    clock: Clock = system_clock,
+    worker: str = "",
+    batch: int | None = None,
+    lease: float | None = None,
+    max_seconds: float = 5.0,
+    max_rounds: int | None = None,
+) -> DispatchStats:
+    """Deliver every reminder due now, a batch at a time, for up to ``max_seconds``."""
+    batch = batch or settings.REMINDER_BATCH
+    lease_for = timedelta(seconds=lease if lease is not None else settings.REMINDER_LEASE_SECONDS)
+    stats = DispatchStats()
+    began = _time.monotonic()
+    while max_rounds is None or stats.rounds < max_rounds:
+        token, ids = reserve_due(now=clock.now(), batch=batch, lease=lease_for)
+        if not ids:
+            break
+        stats.rounds += 1
+        deliver_reserved(token=token, ids=ids, clock=clock, worker=worker, stats=stats)
+        if _time.monotonic() - began > max_seconds:
+            break
+    return stats
+
+
+def reserve_due(*, now: datetime, batch: int, lease: timedelta) -> tuple[str, list[int]]:
+    """Step 1: lock and stamp up to ``batch`` due rows nobody holds. Returns (token, ids)."""
+    token = uuid.uuid4().hex
+    with transaction.atomic():
+        ids = list(
+            Reminder.objects.select_for_update(skip_locked=True)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now), status=Status.SCHEDULED, due_at__lte=now)
+            .order_by("due_at", "id")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if ids:
+            Reminder.objects.filter(pk__in=ids).update(
+                claim_token=token, claimed_until=now + lease, attempts=F("attempts") + 1
+            )
+    return token, ids
+
+
+def deliver_reserved(
+    *, token: str, ids: list[int], clock: Clock = system_clock, worker: str = "", stats: DispatchStats | None = None
+) -> DispatchStats:
+    """Step 2: deliver the rows still reserved under ``token``, in one transaction."""
+    stats = stats if stats is not None else DispatchStats()
+    mathia = assistant_user()
+    now = clock.now()
+    with transaction.atomic():
+        reminders = list(
+            Reminder.objects.select_for_update()
+            .select_related("owner")
+            .filter(pk__in=ids, claim_token=token, status=Status.SCHEDULED, due_at__lte=now)
+            .order_by("due_at", "id")
+        )
+        stats.skipped += len(ids) - len(reminders)
+        for reminder in reminders:
+            try:
+                with transaction.atomic():  # a savepoint: one bad reminder does not sink the batch
+                    _deliver(reminder, mathia=mathia, now=now, worker=worker)
+            except Exception as exc:
+                stats.failed += 1
+                _record_failure(reminder, exc)
+                continue
+            stats.delivered += 1
+            stats.reminder_ids.append(reminder.pk)
+    return stats
+
+
+def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str) -> None:
+    occurrence = reminder.due_at
+    channels = list(reminder.channels)
+    message = None
+    if Channel.MESSAGE.value in channels:
+        room_id = _delivery_room_id(reminder)
+        message = internal_message_post(
+            author=mathia,
+            room_id=room_id,
+            body=f"⏰ **Reminder:** {reminder.text}",
+            visible_to_id=reminder.owner_id,
+            card={"kind": "reminder", "reminder_id": reminder.pk, "occurrence_at": occurrence.isoformat()},
+            clock=_At(now),
+        )
+    delivery = Delivery.objects.create(
+        reminder=reminder,
+        owner_id=reminder.owner_id,
+        occurrence_at=occurrence,
+        delivered_at=now,
+        message=message,
+        channels=channels,
+        worker=worker[:64],
+    )
+    following = None
+    if reminder.is_recurring:
+        # The next occurrence after now: occurrences missed while nothing ran are not replayed.
+        following = next_occurrence(rrule=reminder.rrule, after=max(occurrence, now), tz=reminder.timezone)
+    reminder.occurrences += 1
+    reminder.claim_token, reminder.claimed_until = "", None
+    reminder.last_error = ""
+    reminder.updated_at = now
+    if following is not None:
+        reminder.due_at = following
+    else:
+        reminder.status = Status.SENT
+    reminder.save(
+        update_fields=["occurrences", "claim_token", "claimed_until", "last_error", "updated_at", "due_at", "status"]
+    )
+    frame = {
+        "type": "reminder.due",
+        "reminder": reminder_payload(reminder),
+        "delivery": delivery_payload(delivery, reminder),
+    }
+    if Channel.NOTIFY.value in channels:
+        publish_on_commit(user_group(reminder.owner_id), frame)
+    if Channel.EMAIL.value in channels:
+        delivery_id = delivery.pk
+        transaction.on_commit(lambda: _queue_email(delivery_id))
+
+
+def _delivery_room_id(reminder: Reminder) -> int:
+    """Where it was set, while the owner may still post there; else their private room with Mathia."""
+    if reminder.room_id is not None:
+        try:
+            access = access_room_for_user(user=reminder.owner, room_id=reminder.room_id, need="write")
+            return access.room.pk
+        except AppError:
+            pass
+    from mathia.assistant.actions import assistant_room_ensure
+
+    return assistant_room_ensure(user=reminder.owner, workspace_id=reminder.workspace_id).pk
+
+
+def _record_failure(reminder: Reminder, exc: Exception) -> None:
+    log.exception("reminder_delivery_failed", reminder_id=reminder.pk, attempts=reminder.attempts)
+    updates: dict[str, Any] = {"last_error": f"{type(exc).__name__}: {exc}"[:200], "claim_token": ""}
+    if reminder.attempts >= MAX_ATTEMPTS:
+        updates["status"] = Status.FAILED
+    Reminder.objects.filter(pk=reminder.pk).update(**updates)
+
+
+def _queue_email(delivery_id: int) -> None:
+    from mathia.reminders.tasks import send_reminder_email
+
+    send_reminder_email.delay(delivery_id)
+
+
+@dataclass(frozen=True)
+class _At:
+    """The batch's "now" as a clock, so a message and its delivery carry the same time."""
+
+    moment: datetime
+
+    def now(self) -> datetime:
+        return self.moment
