@@ -128,6 +128,9 @@ class _Question(Exception):
         self.clarify = clarify
 
 
+_STRAY_DATE = re.compile(rf"(?:^|\s)(?:on\s+)?(?P<date>{_DATE})$", re.IGNORECASE)
+
+
 # --- public entry points ------------------------------------------------------------------
 _LEAD = re.compile(r"^\s*(?:@mathia[,:]?\s+)?(?:/remind\b\s*)?(?:(?:please\s+)?remind\s+me\b\s*)?", re.IGNORECASE)
 _TEXT_LEAD = re.compile(r"^(?:to|that|about|of|:|-|,)\s+", re.IGNORECASE)
@@ -162,6 +165,13 @@ def parse_request(request: str, *, now: datetime, tz: str) -> ParseResult:
         )
     when, rest = best
     text = _clean_text(rest)
+    stray = _STRAY_DATE.search(text)
+    if stray:  # "on 31 February at 9am": the time read, the date beside it did not
+        return Clarify(
+            code="time_unreadable",
+            text=text,
+            question=f'I couldn\'t read "{stray.group("date")}" as a date. Try "3 April" or "2026-04-03".',
+        )
     result = parse_when(when, now=now, tz=tz, text=text)
     if isinstance(result, Parsed) and not text:
         return Clarify(code="text_missing", question="What should I remind you about?", options=[])
