@@ -142,7 +142,8 @@ def test_phrasing(tz: str, request_text: str, expected: str, text: str | None) -
     if expected.startswith("?"):
         assert isinstance(result, Clarify), result
         assert result.code == expected[1:], result
-        assert result.question.endswith(("?", ".")) and len(result.question) > 10
+        assert result.question.endswith(("?", "."))
+        assert len(result.question) > 10
         for option in result.options:  # every option offered is a real time ahead
             assert option.due > _now(tz)
     else:
@@ -157,11 +158,13 @@ def test_phrasing(tz: str, request_text: str, expected: str, text: str | None) -
 def test_utc_is_right_on_both_sides_of_the_change() -> None:
     before = parse_request("remind me to x tomorrow at 9", now=_now(LON), tz=LON)
     after = parse_request("remind me to x monday at 10am", now=_now(LON), tz=LON)
-    assert isinstance(before, Parsed) and isinstance(after, Parsed)
+    assert isinstance(before, Parsed)
+    assert isinstance(after, Parsed)
     assert before.due.astimezone(UTC) == datetime(2026, 3, 28, 9, 0, tzinfo=UTC)  # GMT
     assert after.due.astimezone(UTC) == datetime(2026, 3, 30, 9, 0, tzinfo=UTC)  # 10:00 BST
     ny = parse_request("remind me to x tomorrow at 9", now=_now(NYC), tz=NYC)
-    assert isinstance(ny, Parsed) and ny.due.astimezone(UTC) == datetime(2026, 3, 28, 13, 0, tzinfo=UTC)
+    assert isinstance(ny, Parsed)
+    assert ny.due.astimezone(UTC) == datetime(2026, 3, 28, 13, 0, tzinfo=UTC)
 
 
 def test_an_ambiguous_hour_offers_both_readings_soonest_first() -> None:
@@ -190,7 +193,8 @@ def test_next_occurrence_keeps_the_local_time_when_sydney_leaves_summer_time() -
     saturday = datetime(2026, 4, 4, 9, 0, tzinfo=ZoneInfo(SYD))  # AEDT, UTC+11
     sunday = next_occurrence(rrule=rule, after=saturday, tz=SYD)
     assert sunday == datetime(2026, 4, 4, 23, 0, tzinfo=UTC)  # 09:00 AEST, UTC+10
-    assert sunday is not None and sunday.astimezone(ZoneInfo(SYD)).hour == 9
+    assert sunday is not None
+    assert sunday.astimezone(ZoneInfo(SYD)).hour == 9
 
 
 def test_the_confirmation_states_the_exact_local_date_and_time() -> None:
