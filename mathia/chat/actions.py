@@ -281,7 +281,9 @@ def internal_message_post(
         visible_to_id=visible_to_id,
         card=card or {},
     )
-    _publish_message("message.new", message_payload_by_id(message.pk))
+    # A new message with no reply has no reactions or mentions to load: no query for its payload.
+    payload = new_message_payload(message, mentions=[]) if reply_to_id is None else message_payload_by_id(message.pk)
+    _publish_message("message.new", payload)
     return message
 
 

@@ -39,7 +39,7 @@ from mathia.assistant.identity import assistant_user
 from mathia.chat.actions import internal_message_post
 from mathia.core.clock import Clock, system_clock
 from mathia.core.errors import AppError
-from mathia.realtime.events import publish_on_commit, user_group
+from mathia.realtime.events import publish_on_commit, publishing_in_bulk, user_group
 from mathia.reminders.models import Channel, Delivery, Reminder, Status
 from mathia.reminders.parsing import next_occurrence
 from mathia.reminders.selectors import delivery_payload, reminder_payload
@@ -116,16 +116,23 @@ def deliver_reserved(
             .order_by("due_at", "id")
         )
         stats.skipped += len(ids) - len(reminders)
-        for reminder in reminders:
-            try:
-                with transaction.atomic():  # a savepoint: one bad reminder does not sink the batch
-                    _deliver(reminder, mathia=mathia, now=now, worker=worker)
-            except Exception as exc:
-                stats.failed += 1
-                _record_failure(reminder, exc)
-                continue
-            stats.delivered += 1
-            stats.reminder_ids.append(reminder.pk)
+        # Each message takes its room's row lock (the room's next version) until commit. Taking
+        # them in one global order (by room) means two workers' batches can wait on each other
+        # but never deadlock.
+        reminders.sort(key=lambda r: (r.room_id or 0, r.due_at, r.pk))
+        with publishing_in_bulk() as outbox:
+            for reminder in reminders:
+                mark = len(outbox)
+                try:
+                    with transaction.atomic():  # a savepoint: one bad reminder does not sink the batch
+                        _deliver(reminder, mathia=mathia, now=now, worker=worker)
+                except Exception as exc:
+                    del outbox[mark:]  # its events were rolled back with it
+                    stats.failed += 1
+                    _record_failure(reminder, exc)
+                    continue
+                stats.delivered += 1
+                stats.reminder_ids.append(reminder.pk)
     return stats
 
 
@@ -179,8 +186,30 @@ def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str) -> 
         transaction.on_commit(lambda: _queue_email(delivery_id))
 
 
+PLACE_TTL = 10.0  # seconds an owner's access to a room is remembered by a dispatching process
+_places: dict[tuple[int, int | None], tuple[int, float]] = {}
+
+
 def _delivery_room_id(reminder: Reminder) -> int:
-    """Where it was set, while the owner may still post there; else their private room with Mathia."""
+    """Where it was set, while the owner may still post there; else their private room with Mathia.
+
+    The answer is remembered for a few seconds per owner and room: a burst of reminders (many
+    set in the same rooms) costs one access check each rather than one per delivery. A person
+    who left the room within those seconds gets the message there still; it is visible to them
+    alone, so nothing leaks, and the toast and the bell have it too.
+    """
+    key = (reminder.owner_id, reminder.room_id)
+    cached = _places.get(key)
+    if cached is not None and cached[1] > _time.monotonic():
+        return cached[0]
+    room_id = _check_delivery_room(reminder)
+    if len(_places) > 50_000:
+        _places.clear()
+    _places[key] = (room_id, _time.monotonic() + PLACE_TTL)
+    return room_id
+
+
+def _check_delivery_room(reminder: Reminder) -> int:
     if reminder.room_id is not None:
         try:
             access = access_room_for_user(user=reminder.owner, room_id=reminder.room_id, need="write")
