@@ -30,7 +30,7 @@ def main() -> None:
     with transaction.atomic():
         rows = list(Reminder.objects.select_for_update().select_related("owner").filter(pk__in=ids, claim_token=token))
         for reminder in rows[:partial]:
-            dispatcher._deliver(reminder, mathia=mathia, now=system_clock.now(), worker="doomed")
+            dispatcher._deliver(reminder, mathia=mathia, now=system_clock.now(), worker="doomed", places={})
         print("MID", flush=True)
         time.sleep(600)
 

@@ -72,13 +72,14 @@ def dispatch_due(
     batch = batch or settings.REMINDER_BATCH
     lease_for = timedelta(seconds=lease if lease is not None else settings.REMINDER_LEASE_SECONDS)
     stats = DispatchStats()
+    places: Places = {}
     began = _time.monotonic()
     while max_rounds is None or stats.rounds < max_rounds:
         token, ids = reserve_due(now=clock.now(), batch=batch, lease=lease_for)
         if not ids:
             break
         stats.rounds += 1
-        deliver_reserved(token=token, ids=ids, clock=clock, worker=worker, stats=stats)
+        deliver_reserved(token=token, ids=ids, clock=clock, worker=worker, stats=stats, places=places)
         if _time.monotonic() - began > max_seconds:
             break
     return stats
@@ -102,10 +103,17 @@ def reserve_due(*, now: datetime, batch: int, lease: timedelta) -> tuple[str, li
 
 
 def deliver_reserved(
-    *, token: str, ids: list[int], clock: Clock = system_clock, worker: str = "", stats: DispatchStats | None = None
+    *,
+    token: str,
+    ids: list[int],
+    clock: Clock = system_clock,
+    worker: str = "",
+    stats: DispatchStats | None = None,
+    places: Places | None = None,
 ) -> DispatchStats:
     """Step 2: deliver the rows still reserved under ``token``, in one transaction."""
     stats = stats if stats is not None else DispatchStats()
+    places = places if places is not None else {}
     mathia = assistant_user()
     now = clock.now()
     with transaction.atomic():
@@ -125,7 +133,7 @@ def deliver_reserved(
                 mark = len(outbox)
                 try:
                     with transaction.atomic():  # a savepoint: one bad reminder does not sink the batch
-                        _deliver(reminder, mathia=mathia, now=now, worker=worker)
+                        _deliver(reminder, mathia=mathia, now=now, worker=worker, places=places)
                 except Exception as exc:
                     del outbox[mark:]  # its events were rolled back with it
                     stats.failed += 1
@@ -136,12 +144,12 @@ def deliver_reserved(
     return stats
 
 
-def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str) -> None:
+def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str, places: Places) -> None:
     occurrence = reminder.due_at
     channels = list(reminder.channels)
     message = None
     if Channel.MESSAGE.value in channels:
-        room_id = _delivery_room_id(reminder)
+        room_id = _delivery_room_id(reminder, places)
         message = internal_message_post(
             author=mathia,
             room_id=room_id,
@@ -186,27 +194,21 @@ def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str) -> 
         transaction.on_commit(lambda: _queue_email(delivery_id))
 
 
-PLACE_TTL = 10.0  # seconds an owner's access to a room is remembered by a dispatching process
-_places: dict[tuple[int, int | None], tuple[int, float]] = {}
+Places = dict[tuple[int, int | None], int]  # (owner, room it was set in) -> room to deliver in
 
 
-def _delivery_room_id(reminder: Reminder) -> int:
+def _delivery_room_id(reminder: Reminder, places: Places) -> int:
     """Where it was set, while the owner may still post there; else their private room with Mathia.
 
-    The answer is remembered for a few seconds per owner and room: a burst of reminders (many
-    set in the same rooms) costs one access check each rather than one per delivery. A person
-    who left the room within those seconds gets the message there still; it is visible to them
-    alone, so nothing leaks, and the toast and the bell have it too.
+    The answer is remembered for one dispatch run (a few seconds at most) per owner and room: a
+    burst of reminders set in the same rooms costs one access check each, not one per delivery.
+    A person who left the room within those seconds gets the message there still; it is visible
+    to them alone, so nothing leaks, and the toast and the bell have it too.
     """
     key = (reminder.owner_id, reminder.room_id)
-    cached = _places.get(key)
-    if cached is not None and cached[1] > _time.monotonic():
-        return cached[0]
-    room_id = _check_delivery_room(reminder)
-    if len(_places) > 50_000:
-        _places.clear()
-    _places[key] = (room_id, _time.monotonic() + PLACE_TTL)
-    return room_id
+    if key not in places:
+        places[key] = _check_delivery_room(reminder)
+    return places[key]
 
 
 def _check_delivery_room(reminder: Reminder) -> int:
