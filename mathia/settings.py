@@ -199,6 +199,18 @@ ASSISTANT_MAX_PER_USER = CONFIG.ASSISTANT_MAX_PER_USER
 ASSISTANT_MAX_PER_WORKSPACE = CONFIG.ASSISTANT_MAX_PER_WORKSPACE
 ASSISTANT_MAX_TOTAL = CONFIG.ASSISTANT_MAX_TOTAL
 ASSISTANT_FLUSH_MS = CONFIG.ASSISTANT_FLUSH_MS
+# The model's tool-calling loop: at most this many rounds of tool calls, tokens in all rounds
+# together, and seconds from the first request to the last answer.
+ASSISTANT_TOOL_STEPS = CONFIG.ASSISTANT_TOOL_STEPS
+ASSISTANT_TOOL_TOKENS = CONFIG.ASSISTANT_TOOL_TOKENS
+ASSISTANT_TOOL_SECONDS = CONFIG.ASSISTANT_TOOL_SECONDS
+
+# --- Connectors (the tool router) -------------------------------------------------------
+# A connector without its key answers with the variable to set.
+OPENWEATHER_API_KEY = CONFIG.OPENWEATHER_API_KEY.get_secret_value() if CONFIG.OPENWEATHER_API_KEY else ""
+GIPHY_API_KEY = CONFIG.GIPHY_API_KEY.get_secret_value() if CONFIG.GIPHY_API_KEY else ""
+GIPHY_RATING = CONFIG.GIPHY_RATING
+EXCHANGERATE_API_KEY = CONFIG.EXCHANGERATE_API_KEY.get_secret_value() if CONFIG.EXCHANGERATE_API_KEY else ""
 
 # --- Email ----------------------------------------------------------------------------
 _email_backend = CONFIG.EMAIL_BACKEND or ("smtp" if CONFIG.is_production else "console")

@@ -1,8 +1,9 @@
 """The built-in offline assistant: no network, no model, never makes anything up.
 
-It understands the structured requests the product supports (for now: help and greetings;
-the tool router's deterministic parser adds weather, currency, reminders and the rest) and,
-for open questions, says plainly that no language model is configured and how to enable
+The runner sends it only what neither a slash command nor the tool router's offline parser
+(``mathia.tools.parser``) could turn into a tool call: it answers greetings and help, suggests
+the command for a request the parser was unsure of ("is it going to rain?" -> ``/weather``),
+and for open questions says plainly that no language model is configured and how to enable
 one. It streams through the same path as the real providers.
 """
 
@@ -27,13 +28,6 @@ ENABLE_MODEL = (
     "and restarts Mathia."
 )
 
-HELP_TEXT = (
-    "I'm **Mathia**, this team's assistant. Mention `@mathia` in any room, or write to me here.\n\n"
-    "- Ask me a question; with a language model configured I answer in the room, live. "
-    "Press **Stop** to cut an answer short.\n"
-    "- `@mathia help` shows this.\n\n"
-)
-
 
 def _last_request(request: LLMRequest) -> str:
     for turn in reversed(request.messages):
@@ -43,12 +37,46 @@ def _last_request(request: LLMRequest) -> str:
     return ""
 
 
+def model_status_line() -> str:
+    """How help ends: whether open questions can be answered, and how to enable a model."""
+    from django.conf import settings
+
+    configured = ("anthropic" in settings.LLM_PROVIDERS and settings.ANTHROPIC_API_KEY) or (
+        "openai" in settings.LLM_PROVIDERS and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+    )
+    if configured:
+        return "Anything else, ask me in plain words: a language model answers."
+    return "No language model is configured, so for now I answer only the requests above. " + ENABLE_MODEL
+
+
+def _suggestion(text: str) -> str | None:
+    """For a request the parser recognised without being sure of it: the command to use instead."""
+    from mathia.tools.parser import parse_intent
+    from mathia.tools.registry import registry
+
+    match = parse_intent(text)
+    if match is None:
+        return None
+    commands = [c for c in registry.slash_commands() if c.tool == match.tool]
+    if not commands:
+        return None
+    usage = commands[0].usage or f"/{commands[0].name}"
+    example = f" (or ask me “{match.suggestion}”)" if match.suggestion else ""
+    return f"I'm not sure what you're asking for. Try `{usage}`{example}."
+
+
 def builtin_reply(text: str, *, reason: str | None = None) -> str:
     """The offline answer to ``text``; ``reason`` says why no model is answering, if one is configured."""
     if _HELP.match(text):
-        return HELP_TEXT + (ENABLE_MODEL if reason is None else f"The language model is unavailable: {reason}")
+        from mathia.tools.connectors.help import help_text
+
+        status = model_status_line() if reason is None else f"The language model is unavailable: {reason}"
+        return help_text() + "\n\n" + status
     if _GREETING.match(text):
         return "Hello! Ask me for `help` to see what I can do."
+    suggestion = _suggestion(text)
+    if suggestion is not None:
+        return suggestion if reason is None else f"{suggestion} (The language model is unavailable: {reason})"
     if reason is not None:
         return f"I can't answer that right now: {reason} Try again in a moment, or ask me for `help`."
     return (

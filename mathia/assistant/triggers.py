@@ -1,6 +1,5 @@
-"""When @mathia answers: a mention anywhere, or any message in a person's room with Mathia.
-
-Slash commands join these when the tool router lands.
+"""When @mathia answers: a mention anywhere, a slash command a connector registered (``/weather
+Nairobi``), or any message in a person's room with Mathia.
 """
 
 from __future__ import annotations
@@ -19,6 +18,11 @@ def assistant_answer_wanted(*, user: User, room: Room, body: str) -> bool:
         return False
     if mentions_assistant(body):
         return True
+    if body.startswith("/"):
+        from mathia.tools.parser import parse_slash
+
+        if parse_slash(body) is not None:
+            return True
     if room.is_direct and room.direct_key.count(",") == 1:
         return room.direct_key == assistant_direct_key(user.pk, assistant_user().pk)
     return False

@@ -76,6 +76,14 @@ class MathiaConfig(BaseModel):
     REMINDER_DISPATCH_SECONDS: float = Field(default=1.0, ge=0.2, le=60)
     REMINDER_LEASE_SECONDS: float = Field(default=5.0, ge=1, le=600)
     REMINDER_BATCH: int = Field(default=25, ge=1, le=1000)
+    ASSISTANT_TOOL_STEPS: int = Field(default=4, ge=1, le=20)
+    ASSISTANT_TOOL_TOKENS: int = Field(default=20_000, ge=500, le=1_000_000)
+    ASSISTANT_TOOL_SECONDS: float = Field(default=60.0, gt=0, le=600)
+
+    OPENWEATHER_API_KEY: SecretStr | None = None
+    GIPHY_API_KEY: SecretStr | None = None
+    GIPHY_RATING: Literal["g", "pg", "pg-13", "r"] = "g"
+    EXCHANGERATE_API_KEY: SecretStr | None = None
 
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None

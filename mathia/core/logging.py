@@ -72,5 +72,8 @@ def logging_config(*, level: str, fmt: str) -> dict[str, Any]:
             "django.server": {"level": "WARNING"},
             "django.db.backends": {"level": "INFO"},
             "uvicorn.access": {"level": "WARNING"},
+            # httpx logs every request URL at INFO, and some APIs take their key in the query string.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }

@@ -16,6 +16,7 @@ from mathia.rooms import actions, schemas, selectors
 from mathia.rooms.access import access_room_for_user
 from mathia.rooms.invite_session import pending_invite_forget, pending_invite_remember
 from mathia.rooms.models import Invite
+from mathia.tools.selectors import slash_command_list
 from mathia.workspaces.access import access_workspace_for_user
 from mathia.workspaces.selectors import memberships_for_user, workspace_people
 
@@ -28,6 +29,7 @@ def chat(request: HttpRequest, slug: str) -> HttpResponse:
         "workspace": {"id": membership.workspace_id, "slug": slug, "name": membership.workspace.name},
         "rooms": selectors.sidebar_rooms(user=request_user(request), workspace_id=membership.workspace_id),
         "people": workspace_people(membership=membership),
+        "commands": slash_command_list(),
     }
     return render(
         request,

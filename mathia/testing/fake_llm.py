@@ -107,6 +107,9 @@ class Reply:
     send_usage: bool = True
     #: Answer "Echo: <last user message>" instead of ``text``.
     echo: bool = False
+    #: Build the reply from the request body (the parsed JSON), e.g. to answer with the tool
+    #: results the client fed back (see :func:`tool_results`).
+    respond: Callable[[dict[str, Any]], Reply] | None = None
 
     # --- failures ------------------------------------------------------------------------
     #: An HTTP error status, answered with the JSON error body the API documents.
@@ -326,6 +329,8 @@ class FakeLLMServer:
             return
 
         reply = self._next_reply(api)
+        if reply.respond is not None:
+            reply = reply.respond(body)
         if reply.echo:
             reply = replace(reply, text=f"Echo: {_last_user_text(body)}", tokens=None)
         record = RecordedRequest(api=api, path=path, headers=headers, body=body, reply=reply, received_wall=arrived)
@@ -588,7 +593,8 @@ class _Response:
             await self._write(
                 _sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
             )
-            for piece in _json_pieces(call.arguments):
+            # As Anthropic documents it: the block opens with empty input, then an empty partial, then pieces.
+            for piece in ["", *_json_pieces(call.arguments)]:
                 delta = {"type": "input_json_delta", "partial_json": piece}
                 await self._write(
                     _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
@@ -624,7 +630,9 @@ class _Response:
 
     async def _openai(self) -> None:
         reply = self.reply
-        await self._write(self._chunk({"role": "assistant", "content": ""}))
+        tool_only = bool(reply.tool_calls) and not self.tokens
+        if not tool_only:
+            await self._write(self._chunk({"role": "assistant", "content": "", "refusal": None}))
 
         async def write_token(token: str) -> None:
             await self._write(self._chunk({"content": token}))
@@ -637,7 +645,13 @@ class _Response:
                 "type": "function",
                 "function": {"name": call.name, "arguments": ""},
             }
-            await self._write(self._chunk({"tool_calls": [start]}))
+            if tool_only and number == 0:
+                # As OpenAI documents it: a tool-only answer opens with the role, null content and the first call.
+                await self._write(
+                    self._chunk({"role": "assistant", "content": None, "tool_calls": [start], "refusal": None})
+                )
+            else:
+                await self._write(self._chunk({"tool_calls": [start]}))
             for piece in _json_pieces(call.arguments):
                 await self._write(self._chunk({"tool_calls": [{"index": number, "function": {"arguments": piece}}]}))
         await self._write(self._chunk({}, _OPENAI_FINISH_REASONS[self._finish_reason()]))
@@ -702,6 +716,31 @@ def _error_body(api: Api, status: int, message: str) -> dict[str, Any]:
         429: ("requests", "rate_limit_exceeded"),
     }.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool results a client fed back in a request, in either API's format.
+
+    Each is ``{"id", "content", "is_error"}``: Anthropic ``tool_result`` blocks in user turns,
+    OpenAI ``role: "tool"`` messages.
+    """
+    found: list[dict[str, Any]] = []
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            found.append({"id": message.get("tool_call_id"), "content": message.get("content"), "is_error": False})
+        content = message.get("content")
+        if message.get("role") == "user" and isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    value = block.get("content")
+                    if isinstance(value, list):
+                        value = "".join(p.get("text", "") for p in value if isinstance(p, dict))
+                    found.append(
+                        {"id": block.get("tool_use_id"), "content": value, "is_error": bool(block.get("is_error"))}
+                    )
+    return found
 
 
 def _last_user_text(body: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from mathia.core.logging import REDACTED
 from mathia.core.redis import get_async_redis, get_redis, redis_key
 
 if TYPE_CHECKING:
-    from mathia.tools.registry import ToolContext, ToolResult
+    from mathia.tools.registry import ToolContext
 
 log = structlog.get_logger(__name__)
 
@@ -73,16 +73,20 @@ def redact(value: Any, secret_fields: frozenset[str] = frozenset(), *, depth: in
     return redact(str(value), secret_fields, depth=depth + 1)
 
 
-def _entry(
+def entry(
     *,
     tool: str,
     arguments: object,
     secret_fields: frozenset[str],
     ctx: ToolContext,
-    result: ToolResult,
+    status: str,
+    code: str,
+    message: str,
+    cached: bool,
     latency_ms: float,
     handler_ms: float,
 ) -> str:
+    """One call's audit entry, as the stream holds it (JSON; arguments with secrets removed)."""
     return json.dumps(
         {
             "t": ctx.clock.now().timestamp(),
@@ -93,10 +97,10 @@ def _entry(
             "tool": tool[:64],
             "via": ctx.via,
             "args": redact(arguments, secret_fields),
-            "s": result.status.value,
-            "c": result.code[:40],
-            "m": result.message[:MAX_STRING],
-            "hit": result.cached,
+            "s": status,
+            "c": code[:40],
+            "m": message[:MAX_STRING],
+            "hit": cached,
             "ms": round(latency_ms, 3),
             "hms": round(handler_ms, 3),
         },
@@ -106,28 +110,15 @@ def _entry(
     )
 
 
-async def audit_append(
-    *,
-    tool: str,
-    arguments: object,
-    secret_fields: frozenset[str],
-    ctx: ToolContext,
-    result: ToolResult,
-    latency_ms: float,
-    handler_ms: float,
-) -> None:
-    """Append one call to the audit stream, and have it flushed to the database soon."""
-    entry = _entry(
-        tool=tool,
-        arguments=arguments,
-        secret_fields=secret_fields,
-        ctx=ctx,
-        result=result,
-        latency_ms=latency_ms,
-        handler_ms=handler_ms,
-    )
-    await get_async_redis().xadd(stream_key(), {"j": entry}, maxlen=STREAM_MAX_ENTRIES, approximate=True)
-    _schedule_flush()
+def xadd(pipe: Any, entry_json: str) -> None:
+    """Queue the entry on ``pipe`` (a Redis pipeline, sync or async)."""
+    pipe.xadd(stream_key(), {"j": entry_json}, maxlen=STREAM_MAX_ENTRIES, approximate=True)
+
+
+async def audit_append(entry_json: str) -> None:
+    """Append one entry to the stream on its own, and have it flushed to the database soon."""
+    await get_async_redis().xadd(stream_key(), {"j": entry_json}, maxlen=STREAM_MAX_ENTRIES, approximate=True)
+    schedule_flush()
 
 
 # --- moving entries to the database ---------------------------------------------------------
@@ -136,7 +127,8 @@ _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[Non
 AUTO_FLUSH = True
 
 
-def _schedule_flush() -> None:
+def schedule_flush() -> None:
+    """Flush to the database in a second or so, from this loop (one flush at a time)."""
     if not AUTO_FLUSH:
         return
     loop = asyncio.get_running_loop()
@@ -199,8 +191,11 @@ def _store(client: redis.Redis, entries: list[tuple[bytes, dict[bytes, bytes]]])
     for raw_id, fields in entries:
         ids.append(raw_id)
         try:
-            parsed.append((raw_id.decode(), json.loads(fields[b"j"])))
-        except (KeyError, ValueError):
+            values = json.loads(fields[b"j"])
+            if b"c" in fields:  # a cache hit, audited by the router's script: the message is the cached one
+                values["m"] = str(json.loads(fields[b"c"]).get("m", ""))[:MAX_STRING]
+            parsed.append((raw_id.decode(), values))
+        except (KeyError, ValueError, AttributeError):
             log.error("tool_audit_entry_unreadable", entry_id=raw_id.decode())
     users = set(User.objects.filter(pk__in={p["u"] for _, p in parsed}).values_list("pk", flat=True))
     workspaces = set(Workspace.objects.filter(pk__in={p["w"] for _, p in parsed}).values_list("pk", flat=True))

@@ -38,7 +38,7 @@ _LEADING = re.compile(
     re.IGNORECASE,
 )
 _TRAILING = re.compile(
-    r"(?:[\s,]+(?:please|pls|plz|thanks|thank you|thx|mathia|for me|right now|now))*[\s?!.,;:]*$", re.IGNORECASE
+    r"(?:[\s,?!.]+(?:please|pls|plz|thanks|thank you|thx|mathia|for me|right now|now))*[\s?!.,;:]*$", re.IGNORECASE
 )
 _SPACES = re.compile(r"\s+")
 

@@ -216,7 +216,13 @@ class ToolSpec:
 
     @functools.cached_property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
+        handler: Any = self.handler
+        while isinstance(handler, functools.partial):
+            handler = handler.func
+        if inspect.iscoroutinefunction(handler):
+            return True
+        call = type(handler).__call__ if not inspect.isfunction(handler) else None  # an async __call__
+        return inspect.iscoroutinefunction(call)
 
     @property
     def cacheable(self) -> bool:

@@ -16,6 +16,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -40,10 +41,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-# KEYS[1] the rate key, KEYS[2] the cache key (or "" for none).
-# ARGV: now (ms), emission interval (ms), burst tolerance (ms).
+# KEYS[1] the rate key, KEYS[2] the cache key (or "" for none), KEYS[3] the audit stream.
+# ARGV: now (ms), emission interval (ms), burst tolerance (ms), the audit entry of a cache hit,
+# the stream's length cap.
 # GCRA: allows `limit` calls at once, then one per interval; atomic, so concurrent calls
-# from any number of processes cannot overshoot. Returns {allowed, retry_after_ms[, cached]}.
+# from any number of processes cannot overshoot. A cache hit is audited by the script itself
+# (the entry, plus the cached value its message comes from), so a hit costs one round trip.
+# Returns {allowed, retry_after_ms[, cached]}.
 _RATE_AND_CACHE = """
 local now = tonumber(ARGV[1])
 if KEYS[1] ~= '' then
@@ -58,7 +62,10 @@ if KEYS[1] ~= '' then
 end
 if KEYS[2] ~= '' then
   local cached = redis.call('GET', KEYS[2])
-  if cached then return {1, 0, cached} end
+  if cached then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'j', ARGV[4], 'c', cached)
+    return {1, 0, cached}
+  end
 end
 return {1, 0}
 """
@@ -107,16 +114,34 @@ async def list_tools(ctx: ToolContext, *, for_model: bool = True) -> list[ToolSp
     return allowed
 
 
+@dataclass
+class _Call:
+    """One call on its way through the router."""
+
+    name: str
+    arguments: object
+    ctx: ToolContext
+    began: float
+    spec: ToolSpec | None = None
+    handler_ms: float = 0.0
+    cache_write: tuple[str, str, int] | None = None  # key, value, seconds: sent with the audit entry
+    audited: bool = False  # a cache hit is audited by the Redis script
+
+    @property
+    def secret_fields(self) -> frozenset[str]:
+        return self.spec.secret_fields if self.spec is not None else frozenset()
+
+
 async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
     """Run tool ``name`` with ``arguments`` for ``ctx.user``; always returns a :class:`ToolResult`."""
-    began = time.perf_counter()
-    spec = await resolve(name, workspace_id=ctx.workspace_id)
-    if spec is None:
+    call = _Call(name=name, arguments=arguments, ctx=ctx, began=time.perf_counter())
+    call.spec = await resolve(name, workspace_id=ctx.workspace_id)
+    if call.spec is None:
         result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
-        await _audit(None, name, arguments, ctx, result, began, handler_ms=0.0)
-        return result
-    result, handler_ms = await _run(spec, arguments, ctx)
-    await _audit(spec, name, arguments, ctx, result, began, handler_ms=handler_ms)
+    else:
+        result = await _run(call.spec, call)
+    if not call.audited:
+        await _audit_and_cache(call, result)
     return result
 
 
@@ -126,60 +151,54 @@ def invoke_sync(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult
 
 
 # --- the steps ------------------------------------------------------------------------------
-async def _run(spec: ToolSpec, arguments: object, ctx: ToolContext) -> tuple[ToolResult, float]:
+async def _run(spec: ToolSpec, call: _Call) -> ToolResult:
+    ctx = call.ctx
     try:
-        args = spec.validate(arguments)
+        args = spec.validate(call.arguments)
     except ToolInputError as error:
-        return _invalid(spec, error), 0.0
+        return _invalid(spec, error)
     if ctx.via == "model" and not spec.model_visible:
-        return ToolResult.error(f"`{spec.name}` cannot be called by a model.", code="not_callable"), 0.0
+        return ToolResult.error(f"`{spec.name}` cannot be called by a model.", code="not_callable")
     if ctx.via == "model" and spec.sensitive and ctx.untrusted_context:
-        return (
-            ToolResult.needs_auth(
-                f"`{spec.name}` acts on your own data, so I only run it when you ask me yourself "
-                "(a slash command, or a direct request to me).",
-                code="needs_direct_request",
-            ),
-            0.0,
+        return ToolResult.needs_auth(
+            f"`{spec.name}` acts on your own data, so I only run it when you ask me yourself "
+            "(a slash command, or a direct request to me).",
+            code="needs_direct_request",
         )
     problem = await _permission_problem(spec, ctx)
     if problem is not None:
-        return problem, 0.0
+        return problem
     cache_key = _cache_key(spec, args, ctx) if spec.cacheable else ""
     try:
-        allowed, retry_after_ms, cached = await _rate_and_cache(spec, ctx, cache_key)
+        allowed, retry_after_ms, cached = await _rate_and_cache(spec, call, cache_key)
     except Exception:
         log.warning("tool_router_redis_failed", tool=spec.name, exc_info=True)
-        return ToolResult.error("Mathia cannot reach Redis right now; try again in a moment.", code="unavailable"), 0.0
+        return ToolResult.error("Mathia cannot reach Redis right now; try again in a moment.", code="unavailable")
     if not allowed:
         seconds = max(1, math.ceil(retry_after_ms / 1000))
-        return (
-            ToolResult.error(
-                f"You are using `{spec.name}` too often; try again in {seconds} s.",
-                code="rate_limited",
-                data={"retry_after": round(retry_after_ms / 1000, 1)},
-            ),
-            0.0,
+        return ToolResult.error(
+            f"You are using `{spec.name}` too often; try again in {seconds} s.",
+            code="rate_limited",
+            data={"retry_after": round(retry_after_ms / 1000, 1)},
         )
     if cached is not None:
         hit = _from_cache(cached)
         if hit is not None:
-            return hit, 0.0
+            call.audited = True
+            audit.schedule_flush()
+            return hit
     started = time.perf_counter()
     result = await _call_handler(spec, args, ctx)
-    handler_ms = (time.perf_counter() - started) * 1000
+    call.handler_ms = (time.perf_counter() - started) * 1000
     if cache_key and result.is_ok:
-        try:
-            await get_async_redis().set(cache_key, _to_cache(result), ex=spec.cache_seconds)
-        except Exception:
-            log.warning("tool_cache_write_failed", tool=spec.name, exc_info=True)
-    return result, handler_ms
+        call.cache_write = (cache_key, _to_cache(result), spec.cache_seconds)
+    return result
 
 
 def _invalid(spec: ToolSpec, error: ToolInputError) -> ToolResult:
     lines = "; ".join(f"`{p['field']}`: {p['message']}" if p["field"] else p["message"] for p in error.problems)
     return ToolResult.needs_input(
-        f"That doesn't fit `{spec.name}`: {lines}.",
+        f"That doesn't fit `{spec.name}`: {lines.rstrip('.')}.",
         data={"problems": error.problems, "schema": spec.json_schema},
     )
 
@@ -253,8 +272,9 @@ def _cache_key(spec: ToolSpec, args: Any, ctx: ToolContext) -> str:
     return redis_key("tools", "cache", spec.name, scope, digest)
 
 
-async def _rate_and_cache(spec: ToolSpec, ctx: ToolContext, cache_key: str) -> tuple[bool, float, bytes | None]:
+async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[bool, float, bytes | None]:
     global _script_sha
+    ctx = call.ctx
     if spec.rate is None and not cache_key:
         return True, 0.0, None
     rate_key, interval_ms, tolerance_ms = "", 0.0, 0.0
@@ -265,16 +285,30 @@ async def _rate_and_cache(spec: ToolSpec, ctx: ToolContext, cache_key: str) -> t
         rate_key = redis_key("tools", "rate", spec.name, ctx.user.pk)
     now_ms = ctx.clock.now().timestamp() * 1000
     client = get_async_redis()
-    keys = [rate_key, cache_key]
-    args = [f"{now_ms:.3f}", f"{interval_ms:.3f}", f"{tolerance_ms:.3f}"]
+    hit_entry = ""
+    if cache_key:  # the audit entry if this is a hit (the message comes from the cached value)
+        hit_entry = audit.entry(
+            tool=call.name,
+            arguments=call.arguments,
+            secret_fields=call.secret_fields,
+            ctx=ctx,
+            status=ToolStatus.OK.value,
+            code="",
+            message="",
+            cached=True,
+            latency_ms=(time.perf_counter() - call.began) * 1000,
+            handler_ms=0.0,
+        )
+    keys = [rate_key, cache_key, audit.stream_key()]
+    args = [f"{now_ms:.3f}", f"{interval_ms:.3f}", f"{tolerance_ms:.3f}", hit_entry, str(audit.STREAM_MAX_ENTRIES)]
     if _script_sha is None:
         _script_sha = await client.script_load(_RATE_AND_CACHE)
     try:
-        reply = await client.evalsha(_script_sha, 2, *keys, *args)  # type: ignore[misc]
+        reply = await client.evalsha(_script_sha, 3, *keys, *args)  # type: ignore[misc]
     except Exception as exc:
         if "NOSCRIPT" not in str(exc):
             raise
-        reply = await client.eval(_RATE_AND_CACHE, 2, *keys, *args)  # type: ignore[misc]
+        reply = await client.eval(_RATE_AND_CACHE, 3, *keys, *args)  # type: ignore[misc]
     allowed, retry_after = int(reply[0]), float(reply[1])
     cached = reply[2] if len(reply) > 2 else None
     return bool(allowed), retry_after, cached
@@ -318,29 +352,33 @@ async def _call_handler(spec: ToolSpec, args: Any, ctx: ToolContext) -> ToolResu
     return result
 
 
-async def _audit(
-    spec: ToolSpec | None,
-    name: str,
-    arguments: object,
-    ctx: ToolContext,
-    result: ToolResult,
-    began: float,
-    *,
-    handler_ms: float,
-) -> None:
-    total_ms = (time.perf_counter() - began) * 1000
+async def _audit_and_cache(call: _Call, result: ToolResult) -> None:
+    """Append the audit entry, with the cache write of a fresh result in the same round trip."""
+    entry = audit.entry(
+        tool=call.name,
+        arguments=call.arguments,
+        secret_fields=call.secret_fields,
+        ctx=call.ctx,
+        status=result.status.value,
+        code=result.code,
+        message=result.message,
+        cached=result.cached,
+        latency_ms=(time.perf_counter() - call.began) * 1000,
+        handler_ms=call.handler_ms,
+    )
     try:
-        await audit.audit_append(
-            tool=name,
-            arguments=arguments,
-            secret_fields=spec.secret_fields if spec is not None else frozenset(),
-            ctx=ctx,
-            result=result,
-            latency_ms=total_ms,
-            handler_ms=handler_ms,
-        )
+        pipe = get_async_redis().pipeline(transaction=False)
+        if call.cache_write is not None:
+            key, value, seconds = call.cache_write
+            pipe.set(key, value, ex=seconds)
+        audit.xadd(pipe, entry)
+        await pipe.execute()
     except Exception:  # the call happened; a lost audit entry is logged, loudly
-        log.error("tool_audit_failed", tool=name, user_id=ctx.user.pk, status=result.status.value, exc_info=True)
+        log.error(
+            "tool_audit_failed", tool=call.name, user_id=call.ctx.user.pk, status=result.status.value, exc_info=True
+        )
+        return
+    audit.schedule_flush()
 
 
 def tools_for_model(specs: Sequence[ToolSpec]) -> list[Any]:

@@ -139,6 +139,7 @@
         }
         break;
       case "message.stream": onStream(frame); break;
+      case "assistant.status": onToolStatus(frame); break;
       case "sync": applySync(frame); break;
       case "typing": onTyping(frame); break;
       case "presence": onPresence(frame); break;
@@ -209,6 +210,15 @@
     if (state.current === room.id) animateStreams();
   }
 
+  // A tool @mathia is running for an answer: a live line under it ("Checking the weather in Nairobi…").
+  function onToolStatus(frame) {
+    const entry = state.streams.get(frame.message_id);
+    if (!entry) return;
+    entry.status = { text: frame.text, state: frame.state }; // kept, marked done, until the answer ends
+    const room = state.rooms.get(frame.room_id);
+    if (room && state.current === room.id) drawStream(frame.message_id);
+  }
+
   let animating = false;
   function animateStreams() {
     if (animating) return;
@@ -238,8 +248,21 @@
   }
 
   function fillStreamBody(body, entry) {
-    if (!entry.text) { body.replaceChildren(el("span", { class: "thinking", text: "Mathia is thinking" })); return; }
+    const status = entry.status
+      ? el("span", { class: `tool-status ${entry.status.state === "running" ? "running" : entry.status.state === "ok" ? "done" : "failed"}`, role: "status", text: entry.status.text })
+      : null;
+    if (!entry.text) { body.replaceChildren(status || el("span", { class: "thinking", text: "Mathia is thinking" })); return; }
     body.replaceChildren(document.createTextNode(entry.text.slice(0, entry.shown)), el("span", { class: "caret", "aria-hidden": "true" }));
+    if (status) body.append(status);
+  }
+
+  // GIFs Mathia posts are links to GIPHY's media hosts: show them inline (nothing else is embedded).
+  const GIF_URL = /^https:\/\/media[0-9]?\.giphy\.com\/media\/[A-Za-z0-9]+\/[A-Za-z0-9_-]+\.gif(\?[A-Za-z0-9=&._-]*)?$/;
+  function embedGifs(body) {
+    for (const link of body.querySelectorAll("a[href]")) {
+      if (!GIF_URL.test(link.href)) continue;
+      link.after(el("img", { class: "gif", src: link.href, alt: link.textContent, loading: "lazy", referrerpolicy: "no-referrer" }));
+    }
   }
 
   function applySync(frame) {
@@ -476,7 +499,10 @@
       const stop = node.querySelector(".stop");
       stop.hidden = !(asker || room.canModerate);
       stop.addEventListener("click", () => { stop.disabled = true; request({ type: "stop", message_id: message.id }).catch((e) => { stop.disabled = false; showError(e.message); }); });
-    } else body.innerHTML = message.html; // sanitized on the server (nh3)
+    } else {
+      body.innerHTML = message.html; // sanitized on the server (nh3)
+      if (message.author && message.author.assistant) embedGifs(body);
+    }
     if (message.status === "stopped" || message.status === "failed") {
       node.classList.add(message.status);
       const badge = node.querySelector(".status-badge");
@@ -541,10 +567,60 @@
   const input = $("composer-input");
   let lastTypingSent = 0;
 
+  // Slash commands: typing "/" at the start lists the registered commands; arrows pick, Tab or
+  // Enter completes; once the command is typed, the hint line shows how to use it.
+  const commands = boot.commands || [];
+  const menu = $("command-menu");
+  const hint = $("composer-hint");
+  const defaultHint = hint.textContent;
+  let menuItems = [], menuIndex = 0;
+
+  function updateCommands() {
+    const value = input.value;
+    const typing = /^\/([a-z0-9_-]*)$/i.exec(value);
+    menuItems = typing ? commands.filter((c) => c.name.startsWith(typing[1].toLowerCase())) : [];
+    menuIndex = Math.min(menuIndex, Math.max(0, menuItems.length - 1));
+    menu.hidden = menuItems.length === 0;
+    menu.replaceChildren(...menuItems.map((c, i) => el("li", {
+      role: "option", "aria-selected": i === menuIndex ? "true" : "false", "data-name": c.name,
+      onmousedown: (event) => { event.preventDefault(); pickCommand(i); },
+    }, el("span", { class: "usage", text: c.usage }), el("span", { class: "description", text: c.description }))));
+    const typed = /^\/([a-z0-9_-]+)\s/i.exec(value);
+    const command = typed && commands.find((c) => c.name === typed[1].toLowerCase());
+    hint.textContent = command ? `${command.usage} · ${command.description}${command.examples.length ? ` · e.g. ${command.examples[0]}` : ""}` : defaultHint;
+  }
+
+  function pickCommand(index) {
+    const command = menuItems[index];
+    if (!command) return;
+    input.value = `/${command.name} `;
+    menuIndex = 0;
+    updateCommands();
+    input.focus();
+  }
+
   input.addEventListener("keydown", (event) => {
+    if (!menu.hidden) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        menuIndex = (menuIndex + (event.key === "ArrowDown" ? 1 : menuItems.length - 1)) % menuItems.length;
+        updateCommands();
+        return;
+      }
+      if (event.key === "Tab" || (event.key === "Enter" && !event.shiftKey && !event.isComposing)) {
+        const exact = menuItems[menuIndex] && input.value === `/${menuItems[menuIndex].name}`;
+        if (event.key === "Tab" || !exact || menuItems[menuIndex].usage.includes("<")) {
+          event.preventDefault(); pickCommand(menuIndex); return;
+        }
+      }
+      if (event.key === "Escape") { event.preventDefault(); menu.hidden = true; menuItems = []; return; }
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
   });
+  input.addEventListener("blur", () => { menu.hidden = true; });
+  input.addEventListener("focus", updateCommands);
   input.addEventListener("input", () => {
+    updateCommands();
     input.style.height = "auto";
     input.style.height = Math.min(input.scrollHeight, 200) + "px";
     const now = Date.now();
@@ -565,7 +641,7 @@
     if (!body || !state.current) return;
     const frame = { type: "send", room_id: state.current, client_id: newClientId(), body, reply_to: state.replyTo ? state.replyTo.id : null };
     state.pending.set(frame.client_id, frame);
-    input.value = ""; input.style.height = "auto";
+    input.value = ""; input.style.height = "auto"; updateCommands();
     state.replyTo = null; $("reply-preview").hidden = true;
     lastTypingSent = 0;
     hideError();

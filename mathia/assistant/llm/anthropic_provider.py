@@ -155,12 +155,27 @@ def _translate(exc: Exception, *, provider: str, started: bool) -> LLMError | No
 
 
 def _messages(request: LLMRequest) -> list[MessageParam]:
-    return [
-        UserMessageParam(role="user", content=turn.content)
-        if turn.role == "user"
-        else AssistantMessageParam(role="assistant", content=turn.content)
-        for turn in request.messages
-    ]
+    messages: list[MessageParam] = []
+    for turn in request.messages:
+        if turn.role == "user":
+            if not turn.tool_results:
+                messages.append(UserMessageParam(role="user", content=turn.content))
+                continue
+            # Tool results come first in the user turn that follows the tool_use blocks.
+            blocks: list[Any] = [
+                {"type": "tool_result", "tool_use_id": r.call_id, "content": r.content, "is_error": r.is_error}
+                for r in turn.tool_results
+            ]
+            if turn.content:
+                blocks.append({"type": "text", "text": turn.content})
+            messages.append(UserMessageParam(role="user", content=blocks))
+        elif turn.tool_calls:
+            parts: list[Any] = [{"type": "text", "text": turn.content}] if turn.content.strip() else []
+            parts += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in turn.tool_calls]
+            messages.append(AssistantMessageParam(role="assistant", content=parts))
+        else:
+            messages.append(AssistantMessageParam(role="assistant", content=turn.content))
+    return messages
 
 
 def _tools(request: LLMRequest) -> list[ToolParam]:

@@ -17,8 +17,25 @@ Role = Literal["user", "assistant"]
 
 @dataclass(frozen=True)
 class ChatTurn:
+    """One turn of the conversation.
+
+    An assistant turn may carry the ``tool_calls`` the model made in it; the user turn after it
+    then carries their ``tool_results``, which is how results are fed back to the model.
+    """
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolOutput, ...] = ()
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """The result of one tool call, as fed back to the model (``content`` is text, usually JSON)."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ chunk, tool calls without ids or split into one piece, ``stop`` instead of ``too
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -189,7 +190,25 @@ def _messages(request: LLMRequest) -> list[ChatCompletionMessageParam]:
         messages.append({"role": "system", "content": request.system})
     for turn in request.messages:
         if turn.role == "user":
-            messages.append({"role": "user", "content": turn.content})
+            for result in turn.tool_results:  # one "tool" message per call, right after the assistant's calls
+                messages.append({"role": "tool", "tool_call_id": result.call_id, "content": result.content})
+            if turn.content or not turn.tool_results:
+                messages.append({"role": "user", "content": turn.content})
+        elif turn.tool_calls:
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": turn.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                        }
+                        for call in turn.tool_calls
+                    ],
+                }
+            )
         else:
             messages.append({"role": "assistant", "content": turn.content})
     return messages

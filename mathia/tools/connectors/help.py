@@ -38,11 +38,13 @@ def help_text() -> str:
 
 
 async def show_help(ctx: ToolContext, args: HelpInput) -> ToolResult:
+    from mathia.assistant.builtin import model_status_line
+
     commands = [
         {"name": c.name, "usage": c.usage or f"/{c.name}", "description": c.description}
         for c in registry.slash_commands()
     ]
-    return ToolResult.ok(help_text(), data={"commands": commands})
+    return ToolResult.ok(help_text() + "\n\n" + model_status_line(), data={"commands": commands})
 
 
 register(
@@ -57,7 +59,7 @@ register(
         model_visible=False,
         progress="Looking up what I can do…",
     ),
-    slash=SlashCommand("help", usage="/help", description="what I can do"),
+    slash=SlashCommand("help", usage="/help", description="what I can do", parse=lambda rest: {}),
     intents=[
         IntentRule(
             "help",
@@ -66,7 +68,7 @@ register(
                 r"(?:what|which) (?:can you do|are your commands|commands (?:are there|do you (?:know|have)))",
                 r"(?:show|list)(?: me)? (?:your |the )?commands",
                 r"commands",
-                r"how (?:do|can) i use (?:you|this|mathia)",
+                r"how (?:do|can) i use(?: you| this| mathia)?",
                 r"what do you do",
             ],
             priority=-10,
