@@ -180,14 +180,9 @@ def main() -> None:
             env, data_dir / "beat.log",
         )  # fmt: skip
         processes.append(beat)
-        workers = [
-            _start(
-                [sys.executable, "-m", "celery", "-A", "mathia", "worker", "--loglevel", "WARNING",
-                 "--concurrency", str(args.concurrency), "--hostname", f"w{i}@%h", "--without-mingle", "--without-gossip"],
-                env, data_dir / f"worker{i}.log",
-            )  # fmt: skip
-            for i in range(2)
-        ]
+        worker_args = [sys.executable, "-m", "celery", "-A", "mathia", "worker", "--loglevel", "WARNING",
+                       "--concurrency", str(args.concurrency), "--without-mingle", "--without-gossip"]  # fmt: skip
+        workers = [_start([*worker_args, "--hostname", f"w{i}@%h"], env, data_dir / f"worker{i}.log") for i in range(2)]
         processes.extend(workers)
         kill_at = first_due + timedelta(seconds=WINDOW / 2)
         killed_at = None
@@ -219,7 +214,9 @@ def report(args: Any, due: dict[int, datetime], listener: Listener, settings: An
 
     deliveries = list(Delivery.objects.values_list("reminder_id", "delivered_at", "worker"))
     delivered = Counter(rid for rid, _, _ in deliveries)
-    messages = Counter(card["reminder_id"] for card in Message.objects.filter(card__kind="reminder").values_list("card", flat=True))
+    messages = Counter(
+        card["reminder_id"] for card in Message.objects.filter(card__kind="reminder").values_list("card", flat=True)
+    )
     heard = Counter(rid for rid, _ in listener.received)
     first_heard: dict[int, float] = {}
     for rid, at in listener.received:
@@ -237,7 +234,10 @@ def report(args: Any, due: dict[int, datetime], listener: Listener, settings: An
     )
     print("| lateness | samples | p50 | p99 | max |")
     print("| --- | --- | --- | --- | --- |")
-    for name, values in (("notification received", heard_late), ("delivery started (in its transaction)", committed_late)):
+    for name, values in (
+        ("notification received", heard_late),
+        ("delivery started (in its transaction)", committed_late),
+    ):
         print(
             f"| {name} | {len(values)} | {pct(values, 0.5) * 1000:.0f} ms | {pct(values, 0.99) * 1000:.0f} ms "
             f"| {max(values, default=float('nan')) * 1000:.0f} ms |"
@@ -248,7 +248,10 @@ def report(args: Any, due: dict[int, datetime], listener: Listener, settings: An
           f"notifications {sum(n - 1 for n in heard.values() if n > 1)}")  # fmt: skip
     print(f"notifications not heard (published after commit, so lost if a worker dies in between): "
           f"{len([rid for rid in delivered if rid not in heard])}")  # fmt: skip
-    print(f"retried after a lease: {sum(1 for a in _attempts() if a > 1)}; deliveries by process: {sorted(workers.values())}")
+    print(
+        f"retried after a lease: {sum(1 for a in _attempts() if a > 1)}; "
+        f"deliveries by process: {sorted(workers.values())}"
+    )
 
 
 def _attempts() -> list[int]:

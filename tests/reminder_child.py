@@ -29,8 +29,7 @@ def main() -> None:
     mathia = assistant_user()
     with transaction.atomic():
         rows = list(Reminder.objects.select_for_update().select_related("owner").filter(pk__in=ids, claim_token=token))
-        for reminder in rows[:partial]:
-            dispatcher._deliver(reminder, mathia=mathia, now=system_clock.now(), worker="doomed", places={})
+        dispatcher._deliver_all(rows[:partial], mathia=mathia, now=system_clock.now(), worker="doomed", places={})
         print("MID", flush=True)
         time.sleep(600)
 

@@ -200,3 +200,29 @@ def test_a_worker_killed_mid_batch_leaves_its_reminders_to_the_next_after_the_le
     retried = Reminder.objects.filter(pk__in=ids, attempts=2)
     assert retried.count() == 10
     assert Reminder.objects.filter(pk__in=ids, status=Status.SENT).count() == 30
+
+
+@pytest.mark.django_db
+def test_one_broken_reminder_does_not_hold_up_the_rest_of_its_batch() -> None:
+    workspace, (ada,) = make_team(1)
+    good = [set_reminder(ada, workspace, due=NOW, text=f"good {i}") for i in range(3)]
+    bad = set_reminder(ada, workspace, due=NOW, text="bad", rrule="FREQ=NEVERLY", tz="UTC")
+    stats = dispatch_due(clock=FrozenClock(NOW), batch=10)
+    assert stats.delivered == 3, list(Reminder.objects.values_list("last_error", flat=True))
+    assert stats.failed == 1
+    bad.refresh_from_db()
+    assert bad.status == Status.SCHEDULED
+    assert bad.last_error.startswith("ValueError")
+    assert not Delivery.objects.filter(reminder=bad).exists()
+    assert not Message.objects.filter(card__reminder_id=bad.pk).exists()  # its message was rolled back
+    assert set(deliveries_per_reminder([r.pk for r in good]).values()) == {1}
+    # It is retried after the lease, and set aside as failed after MAX_ATTEMPTS.
+    from mathia.reminders.dispatcher import MAX_ATTEMPTS
+
+    moment = NOW
+    for _ in range(MAX_ATTEMPTS - 1):
+        moment += timedelta(seconds=6)
+        assert dispatch_due(clock=FrozenClock(moment)).failed == 1
+    bad.refresh_from_db()
+    assert bad.status == Status.FAILED
+    assert bad.attempts == MAX_ATTEMPTS

@@ -117,81 +117,105 @@ def deliver_reserved(
     mathia = assistant_user()
     now = clock.now()
     with transaction.atomic():
-        reminders = list(
-            Reminder.objects.select_for_update()
-            .select_related("owner")
-            .filter(pk__in=ids, claim_token=token, status=Status.SCHEDULED, due_at__lte=now)
-            .order_by("due_at", "id")
-        )
+        reminders = _locked(ids, token, now)
         stats.skipped += len(ids) - len(reminders)
-        # Each message takes its room's row lock (the room's next version) until commit. Taking
-        # them in one global order (by room) means two workers' batches can wait on each other
-        # but never deadlock.
-        reminders.sort(key=lambda r: (r.room_id or 0, r.due_at, r.pk))
-        with publishing_in_bulk() as outbox:
-            for reminder in reminders:
-                mark = len(outbox)
+        try:
+            # The fast path: the whole batch at once, under one savepoint.
+            with transaction.atomic(), publishing_in_bulk():
+                _deliver_all(reminders, mathia=mathia, now=now, worker=worker, places=places)
+            delivered = reminders
+        except Exception:
+            # Something in the batch failed: deliver one at a time, setting the failures aside.
+            log.warning("reminder_batch_failed", size=len(reminders), exc_info=True)
+            places.clear()  # it may name a room created in the rolled-back savepoint
+            delivered = []
+            for reminder in _locked(ids, token, now):
                 try:
-                    with transaction.atomic():  # a savepoint: one bad reminder does not sink the batch
-                        _deliver(reminder, mathia=mathia, now=now, worker=worker, places=places)
+                    with transaction.atomic(), publishing_in_bulk():
+                        _deliver_all([reminder], mathia=mathia, now=now, worker=worker, places=places)
                 except Exception as exc:
-                    del outbox[mark:]  # its events were rolled back with it
+                    places.clear()
                     stats.failed += 1
                     _record_failure(reminder, exc)
                     continue
-                stats.delivered += 1
-                stats.reminder_ids.append(reminder.pk)
+                delivered.append(reminder)
+        stats.delivered += len(delivered)
+        stats.reminder_ids.extend(r.pk for r in delivered)
     return stats
 
 
-def _deliver(reminder: Reminder, *, mathia: Any, now: datetime, worker: str, places: Places) -> None:
-    occurrence = reminder.due_at
-    channels = list(reminder.channels)
-    message = None
-    if Channel.MESSAGE.value in channels:
-        room_id = _delivery_room_id(reminder, places)
-        message = internal_message_post(
-            author=mathia,
-            room_id=room_id,
-            body=f"⏰ **Reminder:** {reminder.text}",
-            visible_to_id=reminder.owner_id,
-            card={"kind": "reminder", "reminder_id": reminder.pk, "occurrence_at": occurrence.isoformat()},
-            clock=_At(now),
+def _locked(ids: list[int], token: str, now: datetime) -> list[Reminder]:
+    """The rows of ``ids`` still reserved under ``token``, still scheduled and due, locked.
+
+    Sorted by the room they were set in: each message takes its room's row lock (the room's
+    next version) until commit, and taking them in one global order means two workers' batches
+    can wait on each other but never deadlock.
+    """
+    reminders = list(
+        Reminder.objects.select_for_update()
+        .select_related("owner")
+        .filter(pk__in=ids, claim_token=token, status=Status.SCHEDULED, due_at__lte=now)
+        .order_by("due_at", "id")
+    )
+    reminders.sort(key=lambda r: (r.room_id or 0, r.due_at, r.pk))
+    return reminders
+
+
+_MOVED_ON = ["occurrences", "claim_token", "claimed_until", "last_error", "updated_at", "due_at", "status"]
+
+
+def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worker: str, places: Places) -> None:
+    """Deliver ``reminders`` (locked, inside the caller's transaction) and move each on."""
+    deliveries = []
+    for reminder in reminders:
+        occurrence = reminder.due_at
+        message = None
+        if Channel.MESSAGE.value in reminder.channels:
+            message = internal_message_post(
+                author=mathia,
+                room_id=_delivery_room_id(reminder, places),
+                body=f"⏰ **Reminder:** {reminder.text}",
+                visible_to_id=reminder.owner_id,
+                card={"kind": "reminder", "reminder_id": reminder.pk, "occurrence_at": occurrence.isoformat()},
+                clock=_At(now),
+            )
+        deliveries.append(
+            Delivery(
+                reminder=reminder,
+                owner_id=reminder.owner_id,
+                occurrence_at=occurrence,
+                delivered_at=now,
+                message=message,
+                channels=list(reminder.channels),
+                worker=worker[:64],
+            )
         )
-    delivery = Delivery.objects.create(
-        reminder=reminder,
-        owner_id=reminder.owner_id,
-        occurrence_at=occurrence,
-        delivered_at=now,
-        message=message,
-        channels=channels,
-        worker=worker[:64],
-    )
-    following = None
-    if reminder.is_recurring:
-        # The next occurrence after now: occurrences missed while nothing ran are not replayed.
-        following = next_occurrence(rrule=reminder.rrule, after=max(occurrence, now), tz=reminder.timezone)
-    reminder.occurrences += 1
-    reminder.claim_token, reminder.claimed_until = "", None
-    reminder.last_error = ""
-    reminder.updated_at = now
-    if following is not None:
-        reminder.due_at = following
-    else:
-        reminder.status = Status.SENT
-    reminder.save(
-        update_fields=["occurrences", "claim_token", "claimed_until", "last_error", "updated_at", "due_at", "status"]
-    )
-    frame = {
-        "type": "reminder.due",
-        "reminder": reminder_payload(reminder),
-        "delivery": delivery_payload(delivery, reminder),
-    }
-    if Channel.NOTIFY.value in channels:
-        publish_on_commit(user_group(reminder.owner_id), frame)
-    if Channel.EMAIL.value in channels:
-        delivery_id = delivery.pk
-        transaction.on_commit(lambda: _queue_email(delivery_id))
+        following = None
+        if reminder.is_recurring:
+            # The next occurrence after now: occurrences missed while nothing ran are not replayed.
+            following = next_occurrence(rrule=reminder.rrule, after=max(occurrence, now), tz=reminder.timezone)
+        reminder.occurrences += 1
+        reminder.claim_token, reminder.claimed_until = "", None
+        reminder.last_error = ""
+        reminder.updated_at = now
+        if following is not None:
+            reminder.due_at = following
+        else:
+            reminder.status = Status.SENT
+    # Unique per reminder and occurrence: a second delivery of one fails the whole statement.
+    Delivery.objects.bulk_create(deliveries)
+    Reminder.objects.bulk_update(reminders, _MOVED_ON)
+    for reminder, delivery in zip(reminders, deliveries, strict=True):
+        if Channel.NOTIFY.value in delivery.channels:
+            frame = {
+                "type": "reminder.due",
+                "reminder": reminder_payload(reminder),
+                "delivery": delivery_payload(delivery, reminder),
+            }
+            publish_on_commit(user_group(reminder.owner_id), frame)
+        if Channel.EMAIL.value in delivery.channels:
+            delivery_id = delivery.pk
+            transaction.on_commit(lambda delivery_id=delivery_id: _queue_email(delivery_id))  # type: ignore[misc]
 
 
 Places = dict[tuple[int, int | None], int]  # (owner, room it was set in) -> room to deliver in
