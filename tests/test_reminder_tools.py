@@ -143,3 +143,33 @@ def test_snooze_and_edit_through_tools(team: dict[str, Any]) -> None:
     reminder.refresh_from_db()
     assert reminder.recurrence == "every weekday at 08:00"
     assert reminder.due_at == datetime(2026, 3, 30, 7, 0, tzinfo=UTC)  # 08:00 BST
+
+
+# --- end to end: the assistant answers in the room -------------------------------------------------
+async def test_asking_mathia_in_a_room_sets_the_reminder_and_confirms_it() -> None:
+    from channels.db import database_sync_to_async
+
+    from tests.test_assistant import answer_frames, ask, subscribed
+
+    team = await database_sync_to_async(make_chat_team)()
+    ada, general = team["ada"], team["general"]
+    socket = await subscribed(ada, general)
+    try:
+        await ask(socket, general, "@mathia remind me to call John in 10 mins")
+        _, _, final = await answer_frames(socket, general)
+        assert final["message"]["body"].startswith("I'll remind you to call John on ")
+        reminder = await database_sync_to_async(Reminder.objects.get)()
+        assert reminder.room_id == general.pk
+        assert reminder.text == "call John"
+        assert abs((reminder.due_at - datetime.now(UTC)) - timedelta(minutes=10)) < timedelta(seconds=10)
+
+        await ask(socket, general, "/remind list", client_id="q2")
+        _, _, listing = await answer_frames(socket, general)
+        assert f"**{reminder.pk}** · call John" in listing["message"]["body"]
+
+        await ask(socket, general, "@mathia remind me to call John at 25:00", client_id="q3")
+        _, _, question = await answer_frames(socket, general)
+        assert "couldn't tell when" in question["message"]["body"]
+        assert await database_sync_to_async(Reminder.objects.count)() == 1
+    finally:
+        await socket.close()
