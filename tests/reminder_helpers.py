@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from mathia.chat.models import Message
 from mathia.core.clock import FrozenClock
@@ -75,3 +78,13 @@ def delivery_rows(reminder_ids: list[int]) -> int:
 
 
 NOW = datetime(2026, 3, 27, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def forget_reminder_places() -> Iterator[None]:
+    """The dispatcher remembers room access for a few seconds; ids repeat between tests on SQLite."""
+    from mathia.reminders.dispatcher import forget_places
+
+    forget_places()
+    yield
+    forget_places()

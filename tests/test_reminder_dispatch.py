@@ -18,7 +18,14 @@ from mathia.reminders.models import Delivery, Reminder, Status
 from tests import processes
 from tests.chat_helpers import make_room, make_team
 from tests.processes import PROJECT_ROOT, _database_env, stop_process
-from tests.reminder_helpers import NOW, deliveries_per_reminder, delivery_rows, set_many, set_reminder
+from tests.reminder_helpers import (
+    NOW,
+    deliveries_per_reminder,
+    delivery_rows,
+    forget_reminder_places,  # noqa: F401  (autouse)
+    set_many,
+    set_reminder,
+)
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from mathia.tools.parser import parse_intent, parse_slash
 from mathia.tools.registry import ToolContext, ToolStatus, registry
 from mathia.tools.router import invoke_sync, list_tools
 from tests.chat_helpers import make_chat_team
+from tests.reminder_helpers import forget_reminder_places  # noqa: F401  (autouse)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -19,7 +19,10 @@ from mathia.reminders.models import Delivery, Reminder, Status
 from mathia.reminders.tasks import send_reminder_email
 from tests.chat_helpers import make_chat_team
 from tests.helpers import assert_error
-from tests.reminder_helpers import set_reminder
+from tests.reminder_helpers import (
+    forget_reminder_places,  # noqa: F401  (autouse)
+    set_reminder,
+)
 from tests.ws import connect
 
 

@@ -16,6 +16,7 @@ from mathia.reminders.models import Reminder, Status
 from tests.browser import chromium
 from tests.chat_helpers import make_room, make_team
 from tests.processes import running_server
+from tests.reminder_helpers import forget_reminder_places  # noqa: F401  (autouse)
 from tests.test_chat_browser import SCREENSHOTS, _signed_in_page
 from tests.ws import session_cookie_sync
 

@@ -204,7 +204,20 @@ def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worke
             reminder.status = Status.SENT
     # Unique per reminder and occurrence: a second delivery of one fails the whole statement.
     Delivery.objects.bulk_create(deliveries)
-    Reminder.objects.bulk_update(reminders, _MOVED_ON)
+    # One-off reminders all move on the same way: one UPDATE. Recurring ones each get their next time.
+    one_off = [r.pk for r in reminders if r.status == Status.SENT]
+    if one_off:
+        Reminder.objects.filter(pk__in=one_off).update(
+            status=Status.SENT,
+            occurrences=F("occurrences") + 1,
+            claim_token="",
+            claimed_until=None,
+            last_error="",
+            updated_at=now,
+        )
+    for reminder in reminders:
+        if reminder.status != Status.SENT:
+            reminder.save(update_fields=_MOVED_ON)
     for reminder, delivery in zip(reminders, deliveries, strict=True):
         if Channel.NOTIFY.value in delivery.channels:
             frame = {
@@ -219,20 +232,38 @@ def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worke
 
 
 Places = dict[tuple[int, int | None], int]  # (owner, room it was set in) -> room to deliver in
+PLACE_SECONDS = 10.0
+_known_places: dict[tuple[int, int | None], tuple[int, float]] = {}
 
 
 def _delivery_room_id(reminder: Reminder, places: Places) -> int:
     """Where it was set, while the owner may still post there; else their private room with Mathia.
 
-    The answer is remembered for one dispatch run (a few seconds at most) per owner and room: a
-    burst of reminders set in the same rooms costs one access check each, not one per delivery.
-    A person who left the room within those seconds gets the message there still; it is visible
-    to them alone, so nothing leaks, and the toast and the bell have it too.
+    The answer is remembered for ``PLACE_SECONDS`` per owner and room (and for the whole batch,
+    in ``places``, which a rolled-back batch clears): a burst of reminders set in the same rooms
+    costs one access check per owner and room, not one per delivery. Someone who left the room
+    within those seconds still gets the message there; it is visible to them alone, so nothing
+    leaks, and the toast and the bell have it too.
     """
     key = (reminder.owner_id, reminder.room_id)
-    if key not in places:
-        places[key] = _check_delivery_room(reminder)
-    return places[key]
+    if key in places:
+        return places[key]
+    known = _known_places.get(key)
+    if known is not None and known[1] > _time.monotonic():
+        places[key] = known[0]
+        return known[0]
+    room_id = _check_delivery_room(reminder)
+    places[key] = room_id
+    if reminder.room_id is not None and room_id == reminder.room_id:  # only answers no rollback can undo
+        if len(_known_places) > 100_000:
+            _known_places.clear()
+        _known_places[key] = (room_id, _time.monotonic() + PLACE_SECONDS)
+    return room_id
+
+
+def forget_places() -> None:
+    """Forget remembered room access (tests, whose ids may be reused after a rollback)."""
+    _known_places.clear()
 
 
 def _check_delivery_room(reminder: Reminder) -> int:
