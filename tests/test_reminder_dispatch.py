@@ -233,3 +233,18 @@ def test_one_broken_reminder_does_not_hold_up_the_rest_of_its_batch() -> None:
     bad.refresh_from_db()
     assert bad.status == Status.FAILED
     assert bad.attempts == MAX_ATTEMPTS
+
+
+@pytest.mark.django_db
+def test_a_lingering_run_picks_up_a_reminder_that_falls_due_while_it_waits() -> None:
+    import time
+
+    workspace, (ada,) = make_team(1)
+    due = system_clock.now() + timedelta(seconds=0.5)
+    reminder = set_reminder(ada, workspace, due=due)
+    began = time.monotonic()
+    stats = dispatch_due(linger=1.5)
+    assert stats.delivered == 1
+    delivery = Delivery.objects.get(reminder=reminder)
+    assert timedelta(0) <= delivery.delivered_at - due < timedelta(seconds=0.5)  # within a poll or two
+    assert time.monotonic() - began < 2.5

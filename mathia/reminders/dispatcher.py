@@ -48,6 +48,7 @@ from mathia.rooms.access import access_room_for_user
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 5  # a reminder whose delivery raised this many times is set aside as failed
+POLL_SECONDS = 0.2  # while lingering, how often a run looks for newly due reminders
 
 
 @dataclass
@@ -67,8 +68,14 @@ def dispatch_due(
     lease: float | None = None,
     max_seconds: float = 5.0,
     max_rounds: int | None = None,
+    linger: float = 0.0,
 ) -> DispatchStats:
-    """Deliver every reminder due now, a batch at a time, for up to ``max_seconds``."""
+    """Deliver every reminder due now, a batch at a time, for up to ``max_seconds``.
+
+    ``linger``: keep looking, every ``POLL_SECONDS``, until that many seconds have passed even
+    when nothing is due. The Beat task lingers for about one tick, so consecutive runs overlap
+    and a reminder waits at most a poll interval, not a whole tick, for the next look.
+    """
     batch = batch or settings.REMINDER_BATCH
     lease_for = timedelta(seconds=lease if lease is not None else settings.REMINDER_LEASE_SECONDS)
     stats = DispatchStats()
@@ -77,6 +84,9 @@ def dispatch_due(
     while max_rounds is None or stats.rounds < max_rounds:
         token, ids = reserve_due(now=clock.now(), batch=batch, lease=lease_for)
         if not ids:
+            if _time.monotonic() - began + POLL_SECONDS < linger:
+                _time.sleep(POLL_SECONDS)
+                continue
             break
         stats.rounds += 1
         deliver_reserved(token=token, ids=ids, clock=clock, worker=worker, stats=stats, places=places)

@@ -26,7 +26,9 @@ def dispatch() -> int:
     """Deliver the reminders due now (see ``dispatcher.py``)."""
     import os
 
-    stats = dispatch_due(clock=system_clock, worker=f"{_WORKER}:{os.getpid()}")
+    stats = dispatch_due(
+        clock=system_clock, worker=f"{_WORKER}:{os.getpid()}", linger=settings.REMINDER_DISPATCH_SECONDS
+    )
     if stats.delivered or stats.failed:
         log.info("reminders_dispatched", delivered=stats.delivered, failed=stats.failed, rounds=stats.rounds)
     return stats.delivered
