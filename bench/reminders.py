@@ -34,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fanout import _cpu_seconds  # noqa: E402
 from mathia.embedded.redis import start_embedded_redis  # noqa: E402
 
 WINDOW = 60.0  # seconds over which the reminders fall due
@@ -190,7 +191,13 @@ def main() -> None:
         end = first_due + timedelta(seconds=WINDOW + 240)
         from mathia.reminders.models import Reminder, Status
 
+        cpu = [0.0, 0.0]
+        loads: list[float] = []
         while datetime.now(UTC) < end:
+            for i, worker in enumerate(workers):
+                if worker.poll() is None:
+                    cpu[i] = max(cpu[i], _cpu_seconds(worker.pid))  # the worker and its pool process
+            loads.append(os.getloadavg()[0])
             if not args.no_kill and killed_at is None and datetime.now(UTC) >= kill_at:
                 _kill(workers[0])
                 killed_at = datetime.now(UTC)
@@ -207,10 +214,19 @@ def main() -> None:
         for process in processes:
             _kill(process, signal.SIGTERM if process.poll() is None else signal.SIGKILL)
         redis.stop()
-    report(args, due, listener, settings, database_url)
+    report(args, due, listener, settings, database_url, cpu=sum(cpu), load=max(loads, default=0.0))
 
 
-def report(args: Any, due: dict[int, datetime], listener: Listener, settings: Any, database_url: str | None) -> None:
+def report(
+    args: Any,
+    due: dict[int, datetime],
+    listener: Listener,
+    settings: Any,
+    database_url: str | None,
+    *,
+    cpu: float,
+    load: float,
+) -> None:
     from mathia.chat.models import Message
     from mathia.reminders.models import Delivery
 
@@ -245,6 +261,11 @@ def report(args: Any, due: dict[int, datetime], listener: Listener, settings: An
             f"| {max(values, default=float('nan')) * 1000:.0f} ms |"
         )
     print(f"delivered: {len(delivered)} of {len(due)}; lost: {len(lost)}")
+    print(
+        f"worker CPU: {cpu:.1f} s in all, {cpu / max(1, len(delivered)) * 1000:.2f} ms per delivery "
+        f"(Celery processes only; PostgreSQL's own work not included); highest 1-minute load average "
+        f"during the run: {load:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"duplicates: delivery rows {sum(n - 1 for n in delivered.values() if n > 1)}, "
           f"messages {sum(n - 1 for n in messages.values() if n > 1)}, "
           f"notifications {sum(n - 1 for n in heard.values() if n > 1)}")  # fmt: skip

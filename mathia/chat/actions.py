@@ -7,6 +7,7 @@ order (see :class:`mathia.chat.models.Message`), and publishes its event after c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -285,6 +286,65 @@ def internal_message_post(
     payload = new_message_payload(message, mentions=[]) if reply_to_id is None else message_payload_by_id(message.pk)
     _publish_message("message.new", payload)
     return message
+
+
+@dataclass(frozen=True)
+class InternalPost:
+    """One message of :func:`internal_messages_post_many`."""
+
+    room_id: int
+    body: str
+    visible_to_id: int | None = None
+    card: dict[str, Any] | None = None
+
+
+_DRAW_VERSIONS_SQL = (
+    f"UPDATE {Room._meta.db_table} SET last_version = last_version + %s "  # noqa: S608 (a model's table, not input)
+    "WHERE id = %s RETURNING last_version"
+)
+
+
+def internal_messages_post_many(
+    *, author: User, posts: list[InternalPost], clock: Clock = system_clock
+) -> list[Message]:
+    """Post many messages as the assistant at once (inside the caller's transaction), in order.
+
+    Each room's versions are drawn in one statement (its row lock, as for one message), rooms in
+    id order so that two callers never deadlock, and the messages are inserted together. Used by
+    the reminder dispatcher, which delivers a batch at a time. No access check: the caller's.
+    """
+    now = clock.now()
+    versions: dict[int, list[int]] = {}
+    with connection.cursor() as cursor:
+        for room_id in sorted({post.room_id for post in posts}):
+            count = sum(1 for post in posts if post.room_id == room_id)
+            cursor.execute(_DRAW_VERSIONS_SQL, [count, room_id])
+            row = cursor.fetchone()
+            if row is None:
+                raise NotFound("Room not found.")
+            top = int(row[0])
+            versions[room_id] = list(range(top - count + 1, top + 1))
+    messages = []
+    for post in posts:
+        version = versions[post.room_id].pop(0)
+        messages.append(
+            Message(
+                room_id=post.room_id,
+                author=author,
+                body=post.body,
+                body_html=render_markdown(post.body).html if post.body else "",
+                status=MessageStatus.DONE,
+                seq=version,
+                version=version,
+                created_at=now,
+                visible_to_id=post.visible_to_id,
+                card=post.card or {},
+            )
+        )
+    Message.objects.bulk_create(messages)
+    for message in messages:
+        _publish_message("message.new", new_message_payload(message, mentions=[]))
+    return messages
 
 
 def internal_message_finish(*, message_id: int, room_id: int, body: str, status: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from mathia.assistant.identity import assistant_user
-from mathia.chat.actions import internal_message_post
+from mathia.chat.actions import InternalPost, internal_messages_post_many
 from mathia.core.clock import Clock, system_clock
 from mathia.core.errors import AppError
 from mathia.realtime.events import publish_on_commit, publishing_in_bulk, user_group
@@ -157,9 +157,9 @@ def deliver_reserved(
 def _locked(ids: list[int], token: str, now: datetime) -> list[Reminder]:
     """The rows of ``ids`` still reserved under ``token``, still scheduled and due, locked.
 
-    Sorted by the room they were set in: each message takes its room's row lock (the room's
-    next version) until commit, and taking them in one global order means two workers' batches
-    can wait on each other but never deadlock.
+    The rooms their messages go to are locked in room id order (by
+    ``internal_messages_post_many``), so two workers' batches may wait on each other but never
+    deadlock.
     """
     reminders = list(
         Reminder.objects.select_for_update()
@@ -167,7 +167,6 @@ def _locked(ids: list[int], token: str, now: datetime) -> list[Reminder]:
         .filter(pk__in=ids, claim_token=token, status=Status.SCHEDULED, due_at__lte=now)
         .order_by("due_at", "id")
     )
-    reminders.sort(key=lambda r: (r.room_id or 0, r.due_at, r.pk))
     return reminders
 
 
@@ -176,19 +175,27 @@ _MOVED_ON = ["occurrences", "claim_token", "claimed_until", "last_error", "updat
 
 def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worker: str, places: Places) -> None:
     """Deliver ``reminders`` (locked, inside the caller's transaction) and move each on."""
+    posting = [r for r in reminders if Channel.MESSAGE.value in r.channels]
+    posts = [
+        InternalPost(
+            room_id=_delivery_room_id(reminder, places),
+            body=f"⏰ **Reminder:** {reminder.text}",
+            visible_to_id=reminder.owner_id,
+            card={"kind": "reminder", "reminder_id": reminder.pk, "occurrence_at": reminder.due_at.isoformat()},
+        )
+        for reminder in posting
+    ]
+    messages = dict(
+        zip(
+            [r.pk for r in posting],
+            internal_messages_post_many(author=mathia, posts=posts, clock=_At(now)) if posts else [],
+            strict=True,
+        )
+    )
     deliveries = []
     for reminder in reminders:
         occurrence = reminder.due_at
-        message = None
-        if Channel.MESSAGE.value in reminder.channels:
-            message = internal_message_post(
-                author=mathia,
-                room_id=_delivery_room_id(reminder, places),
-                body=f"⏰ **Reminder:** {reminder.text}",
-                visible_to_id=reminder.owner_id,
-                card={"kind": "reminder", "reminder_id": reminder.pk, "occurrence_at": occurrence.isoformat()},
-                clock=_At(now),
-            )
+        message = messages.get(reminder.pk)
         deliveries.append(
             Delivery(
                 reminder=reminder,
