@@ -248,3 +248,14 @@ def test_a_lingering_run_picks_up_a_reminder_that_falls_due_while_it_waits() -> 
     delivery = Delivery.objects.get(reminder=reminder)
     assert timedelta(0) <= delivery.delivered_at - due < timedelta(seconds=0.5)  # within a poll or two
     assert time.monotonic() - began < 2.5
+
+
+@pytest.mark.django_db
+def test_an_idle_run_checks_ahead_where_the_next_reminders_go() -> None:
+    from mathia.reminders import dispatcher
+
+    workspace, (ada, bob) = make_team(2)
+    room = make_room(ada, workspace, "general", members=[bob])
+    set_reminder(ada, workspace, due=system_clock.now() + timedelta(seconds=3), room=room)
+    assert dispatch_due(linger=0.5).delivered == 0
+    assert (ada.pk, room.pk) in dispatcher._known_places

@@ -85,7 +85,10 @@ def dispatch_due(
         token, ids = reserve_due(now=clock.now(), batch=batch, lease=lease_for)
         if not ids:
             if _time.monotonic() - began + POLL_SECONDS < linger:
-                _time.sleep(POLL_SECONDS)
+                # Idle: check, ahead of time, where the reminders due next will be delivered.
+                checked = _prefetch_places(now=clock.now())
+                if not checked:
+                    _time.sleep(POLL_SECONDS)
                 continue
             break
         stats.rounds += 1
@@ -276,6 +279,37 @@ def _delivery_room_id(reminder: Reminder, places: Places) -> int:
             _known_places.clear()
         _known_places[key] = (room_id, _time.monotonic() + PLACE_SECONDS)
     return room_id
+
+
+PREFETCH_AHEAD = timedelta(seconds=PLACE_SECONDS / 2)
+PREFETCH_MAX = 100
+
+
+def _prefetch_places(*, now: datetime) -> int:
+    """Check the rooms of reminders due in the next few seconds; how many checks were made."""
+    upcoming = (
+        Reminder.objects.filter(
+            status=Status.SCHEDULED, due_at__gt=now, due_at__lte=now + PREFETCH_AHEAD, room__isnull=False
+        )
+        .select_related("owner")
+        .order_by("due_at")[: PREFETCH_MAX * 5]
+    )
+    checked = 0
+    fresh_until = _time.monotonic() + PREFETCH_AHEAD.total_seconds()
+    for reminder in upcoming:
+        key = (reminder.owner_id, reminder.room_id)
+        known = _known_places.get(key)
+        if known is not None and known[1] > fresh_until:
+            continue
+        checked += 1
+        try:  # only a yes is remembered; a no is decided again at delivery
+            access_room_for_user(user=reminder.owner, room_id=reminder.room_id or 0, need="write")
+        except AppError:
+            continue
+        _known_places[key] = (reminder.room_id or 0, _time.monotonic() + PLACE_SECONDS)
+        if checked >= PREFETCH_MAX:
+            break
+    return checked
 
 
 def forget_places() -> None:
