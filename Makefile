@@ -44,6 +44,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/fanout.py
 	@$(BIN)/python bench/ai_stream.py
 	@$(BIN)/python bench/assistant_runner_choice.py
+	@$(BIN)/python bench/router.py
 	@$(BIN)/python bench/reminders.py
 
 lock: $(BIN)/python

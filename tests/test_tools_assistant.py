@@ -86,12 +86,12 @@ tool_calls = database_sync_to_async(_calls)
 async def answer_with_statuses(socket: Any, room: Room) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The answer's assistant.status frames, and its final message."""
     statuses: list[dict[str, Any]] = []
-    start = await socket.recv_until("message.new", timeout=8, room_id=room.pk)
+    start = await socket.recv_until("message.new", timeout=15, room_id=room.pk)
     while not start["message"]["author"]["assistant"]:
-        start = await socket.recv_until("message.new", timeout=8, room_id=room.pk)
+        start = await socket.recv_until("message.new", timeout=15, room_id=room.pk)
     answer_id = start["message"]["id"]
     while True:
-        frame = await socket.recv(timeout=8)
+        frame = await socket.recv(timeout=15)
         if frame["type"] == "assistant.status" and frame["message_id"] == answer_id:
             statuses.append(frame)
         elif frame["type"] == "message.updated" and frame["message"]["id"] == answer_id:
@@ -452,3 +452,73 @@ async def test_in_her_own_room_the_askers_model_may_read_her_notes(
     assert message["body"] == "Ada's private notes: the acquisition closes Friday."
     assert private_tools["notes"] == [ada.pk]
     await socket.close()
+
+
+async def test_the_tool_loop_is_bounded_in_time(
+    team: dict[str, Any], llm: FakeLLMServer, weather_api: respx.Route, settings: Any
+) -> None:
+    settings.ASSISTANT_TOOL_SECONDS = 0.05  # spent by the first round already
+    slow_tool_call = Reply(text="", tool_calls=(FakeToolCall("weather", {"place": "Nairobi"}),), initial_delay=0.1)
+    llm.reset(default=slow_tool_call)
+    general = team["general"]
+    socket = await subscribed(team["ada"], general)
+    await ask(socket, general, "@mathia take your time")
+    _, message = await answer_with_statuses(socket, general)
+    assert "took too long" in message["body"]
+    assert len(llm.requests_for("anthropic")) == 1
+    await socket.close()
+
+
+# --- the fake servers speak tool use as the APIs document it -------------------------------------
+def _sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in raw.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if lines.get("data") and lines["data"] != "[DONE]":
+            events.append((lines.get("event", ""), json.loads(lines["data"])))
+    return events
+
+
+def test_the_fake_anthropic_server_streams_tool_use_blocks(fake_llm: FakeLLMServer) -> None:
+    fake_llm.reset()
+    fake_llm.enqueue(Reply(text="Checking.", tool_calls=(FakeToolCall("weather", {"place": "Nairobi"}, id="toolu_1"),)))
+    body = {"model": "m", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    raw = httpx.post(f"{fake_llm.url}/v1/messages", json=body, timeout=5).text
+    events = _sse_events(raw)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start"
+    assert names[-2:] == ["message_delta", "message_stop"]
+    start = next(data for name, data in events if name == "content_block_start" and data["index"] == 1)
+    assert start["content_block"] == {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}
+    pieces = [d["delta"]["partial_json"] for n, d in events if n == "content_block_delta" and d["index"] == 1]
+    assert pieces[0] == ""
+    assert json.loads("".join(pieces)) == {"place": "Nairobi"}
+    assert all(
+        d["delta"]["type"] == "input_json_delta" for n, d in events if n == "content_block_delta" and d["index"] == 1
+    )
+    assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_the_fake_openai_server_streams_tool_calls(fake_llm: FakeLLMServer) -> None:
+    fake_llm.reset()
+    fake_llm.enqueue(Reply(text="", tool_calls=(FakeToolCall("weather", {"place": "Oslo"}, id="call_1"),)))
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    raw = httpx.post(f"{fake_llm.openai_url}/chat/completions", json=body, timeout=5).text
+    chunks = [data for _, data in _sse_events(raw)]
+    first = chunks[0]["choices"][0]["delta"]
+    assert (first["role"], first["content"]) == ("assistant", None)
+    assert first["tool_calls"][0] == {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": ""},
+    }
+    arguments = "".join(
+        call["function"].get("arguments", "")
+        for chunk in chunks
+        for choice in chunk["choices"]
+        for call in choice["delta"].get("tool_calls", [])
+    )
+    assert json.loads(arguments) == {"place": "Oslo"}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert raw.strip().endswith("data: [DONE]")

@@ -314,6 +314,15 @@ async def test_per_person_caches_are_not_shared_and_errors_are_not_cached(team: 
     assert len(failing.calls) == 2
 
 
+async def test_results_with_values_json_lacks_are_cached_as_text(team: dict[str, Any], tool: Any) -> None:
+    from decimal import Decimal
+
+    tool("priced", Recorder(returns=ToolResult.ok("1.5 EUR", data={"amount": Decimal("1.5")})), cache_seconds=60)
+    assert (await invoke("priced", {"text": "x"}, ctx=ctx_for(team))).data == {"amount": Decimal("1.5")}
+    again = await invoke("priced", {"text": "x"}, ctx=ctx_for(team))
+    assert (again.cached, again.data) == (True, {"amount": "1.5"})
+
+
 async def test_a_cached_call_still_counts_against_the_rate_limit(team: dict[str, Any], tool: Any) -> None:
     tool("lookup", cache_seconds=300, rate="2/m")
     ctx = ctx_for(team)

@@ -415,6 +415,7 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
         workspace_id=started.workspace_id,
         room_id=started.room_id,
         run_id=started.run_id,
+        trigger_id=started.trigger_id,
         room_access=prepared.access,
         untrusted_context=prepared.untrusted,
     )

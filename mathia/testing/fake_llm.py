@@ -12,6 +12,14 @@
 - ``GET /stats``: each request's arrival and first-token wall-clock times, so a benchmark
   in another process can subtract the server's own time to first token.
 
+Tool use is streamed as each API documents it: Anthropic ``tool_use`` content blocks (opened
+with empty ``input``, then ``input_json_delta`` pieces starting with an empty one, ``stop_reason:
+"tool_use"``); OpenAI ``tool_calls`` deltas (a tool-only answer opens with ``role``, ``content:
+null`` and the first call's id and name, then ``arguments`` pieces by ``index``,
+``finish_reason: "tool_calls"``). :func:`tool_results` reads back the results a client sent in
+its next request, and ``Reply(respond=...)`` builds a reply from that request, so a test can
+script a whole tool-calling loop.
+
 Every answer is described by a :class:`Reply`: the text and its pace, tool calls, usage,
 or a failure (an HTTP error, a cut connection, a malformed or error event, a stall).
 A test queues replies with :meth:`FakeLLMServer.enqueue`; requests that find the queue

@@ -53,6 +53,25 @@ imported by :meth:`mathia.tools.apps.ToolsConfig.ready` for every installed app)
         intents=[IntentRule("reminders", r"remind me (?P<when>.+?) to (?P<what>.+)")],
     )
 
+A slash command's ``parse`` turns the rest of the line into arguments (raise
+:class:`~mathia.tools.registry.SlashUsageError` to show the usage); without one, the line goes
+to the input model's single string field. An intent rule's named groups become arguments
+(through ``build``, which may refuse a match by returning None); only a match of the *whole*
+request, whose arguments validate, runs the tool, so write patterns for whole requests and add
+``hints`` for the words that should send a near-miss to the model instead. Handlers act as
+``ctx.user`` through the app's own access checks and actions, return a ``ToolResult`` (raising
+an ``AppError`` is fine too: it becomes an error result with its code and message), and set
+``sensitive=True`` when they read the person's private data or act for them.
+
+For an MCP server: :func:`~mathia.tools.router.list_tools` with a ``ToolContext(user=token owner,
+workspace_id=..., via="mcp")`` gives the tools that person may call, each with
+``spec.json_schema``; :func:`~mathia.tools.router.invoke` calls one, as them, and
+``ToolResult.as_dict()`` is the answer. For an MCP client: register a
+:class:`~mathia.tools.registry.ToolSource` whose ``tools(workspace_id)`` returns the enabled tools
+of the workspace's servers (``input_schema`` from the server, ``source="mcp:<server>"``, names
+prefixed to stay unique) with handlers that call the server; they then go through the same
+router (permissions, rate limits, audit) and are offered to the model like the built-in ones.
+
 The public surface:
 
 - :mod:`mathia.tools.registry`: :class:`ToolSpec`, :class:`ToolResult`, :class:`ToolStatus`,

@@ -125,6 +125,8 @@ class ToolContext:
     room_id: int | None = None
     via: Via = "api"
     run_id: int | None = None
+    #: The message that asked (a slash command, a request to @mathia), when there is one.
+    trigger_id: int | None = None
     untrusted_context: bool = False
     room_access: RoomAccess | None = None
     clock: Clock = system_clock

@@ -1,7 +1,8 @@
 """The router: the one way any tool runs. See the package docstring for the steps.
 
-Hot-path costs are kept to two Redis round trips for a cached call (the rate limit and the
-cache read are one Lua script; the audit entry is one ``XADD``) and no database query when
+Hot-path costs: a cached call is one Redis round trip (one Lua script takes the rate limit,
+reads the cache and, on a hit, appends the audit entry), an uncached one two (the script, then
+the cache write and the audit entry in one pipeline), and neither queries the database when
 the caller passes the access check it already made (``ToolContext.room_access``). Audit
 entries go to a Redis Stream and a consumer group moves them to the database
 (``mathia.tools.audit``): a database commit on every call would cost more than the whole
@@ -315,7 +316,7 @@ async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[
 
 
 def _to_cache(result: ToolResult) -> str:
-    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _from_cache(raw: bytes) -> ToolResult | None:
