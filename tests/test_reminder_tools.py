@@ -156,11 +156,12 @@ async def test_asking_mathia_in_a_room_sets_the_reminder_and_confirms_it() -> No
     ada, general = team["ada"], team["general"]
     socket = await subscribed(ada, general)
     try:
-        await ask(socket, general, "@mathia remind me to call John in 10 mins")
+        question = await ask(socket, general, "@mathia remind me to call John in 10 mins")
         _, _, final = await answer_frames(socket, general)
         assert final["message"]["body"].startswith("I'll remind you to call John on ")
         reminder = await database_sync_to_async(Reminder.objects.get)()
         assert reminder.room_id == general.pk
+        assert reminder.source_message_id == question["id"]  # where it was set
         assert reminder.text == "call John"
         assert abs((reminder.due_at - datetime.now(UTC)) - timedelta(minutes=10)) < timedelta(seconds=10)
 

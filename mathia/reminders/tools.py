@@ -105,7 +105,12 @@ def create(ctx: ToolContext, args: CreateInput) -> ToolResult:
     try:
         if args.request is not None:
             created = actions.reminder_request(
-                user=ctx.user, workspace_id=ctx.workspace_id, room_id=ctx.room_id, request=args.request, clock=ctx.clock
+                user=ctx.user,
+                workspace_id=ctx.workspace_id,
+                room_id=ctx.room_id,
+                request=args.request,
+                source_message_id=ctx.trigger_id,
+                clock=ctx.clock,
             )
         else:
             assert args.what is not None
@@ -116,6 +121,7 @@ def create(ctx: ToolContext, args: CreateInput) -> ToolResult:
                 room_id=ctx.room_id,
                 text=args.what,
                 when=args.when,
+                source_message_id=ctx.trigger_id,
                 clock=ctx.clock,
             )
     except NeedsClarification as error:
