@@ -87,3 +87,11 @@ def test_a_reminder_set_from_the_bell_goes_off_in_the_room_for_its_owner_only() 
         ada_page.click(".reminder-panel button:has-text('Mark all as seen')")
         ada_page.wait_for_selector("#reminder-count", state="hidden")
         ada_page.wait_for_selector(".toast.due", state="detached")
+        ada_page.click("#reminder-bell")
+
+        # The room's details panel lists what is coming up, with Cancel.
+        ada_page.click("#toggle-context")
+        ada_page.wait_for_selector(".reminders-context h3:has-text('Your reminders (1)')")
+        ada_page.click(".reminders-context li:has-text('stretch') button:has-text('Cancel')")
+        ada_page.wait_for_selector(".reminders-context h3:has-text('Your reminders (0)')")
+        assert _db(lambda: Reminder.objects.get(pk=reminder.pk).status) == Status.CANCELLED
