@@ -89,6 +89,17 @@ def test_a_reminder_set_from_the_bell_goes_off_in_the_room_for_its_owner_only() 
         ada_page.wait_for_selector(".toast.due", state="detached")
         ada_page.click("#reminder-bell")
 
+        # Asked in the room: Mathia confirms with the exact time, and Ada (only) gets Cancel on it.
+        ada_page.fill("#composer-input", "@mathia remind me to book the venue tomorrow at 10am")
+        ada_page.press("#composer-input", "Enter")
+        confirmation = '.message.assistant:has-text("I\'ll remind you to book the venue on")'
+        ada_page.wait_for_selector(f"{confirmation} button[data-cancel-reminder]")
+        bob_page.wait_for_selector(confirmation)
+        assert bob_page.query_selector(f"{confirmation} button[data-cancel-reminder]") is None
+        ada_page.click(f"{confirmation} button[data-cancel-reminder]")
+        ada_page.wait_for_selector(f"{confirmation} .reminder-card:has-text('No longer coming up')")
+        assert _db(lambda: Reminder.objects.get(text="book the venue").status) == Status.CANCELLED
+
         # The room's details panel lists what is coming up, with Cancel.
         ada_page.click("#toggle-context")
         ada_page.wait_for_selector(".reminders-context h3:has-text('Your reminders (1)')")

@@ -19,6 +19,7 @@
       state.email = data.preferences.email;
       state.loaded = true;
       renderBell();
+      chat.rerender(); // confirmations drawn before the list arrived get their Cancel
       // Reminders that fired while this person was away show now (newest last, at most three).
       for (const delivery of data.unseen.slice(0, 3).reverse()) dueToast(delivery);
     } catch (error) { /* the bell stays empty; the next frame or reload tries again */ }
@@ -188,6 +189,22 @@
     } else if (frame.type === "hello" && state.loaded) {
       load(); // a reconnect: what fired while the socket was down
     }
+  });
+
+  // Mathia's confirmation of a reminder you set ("… (reminder 12; `/remind cancel 12` to cancel)")
+  // gets a Cancel button for you while the reminder is still to come.
+  const CONFIRMATION = /\(reminder (\d+); `\/remind cancel \1` to cancel\)/;
+  chat.hooks.message.push((node, message) => {
+    if (!message.author || !message.author.assistant || message.deleted) return;
+    if (!message.reply_to || message.reply_to.author_id !== chat.state.me.id) return;
+    const match = CONFIRMATION.exec(message.body);
+    if (!match) return;
+    const id = Number(match[1]);
+    const reminder = state.upcoming.get(id);
+    const card = el("div", { class: "reminder-card" });
+    if (reminder) card.append(el("button", { type: "button", class: "small secondary", "data-cancel-reminder": id, text: "Cancel", onclick: () => cancel(id) }));
+    else if (state.loaded) card.append(el("span", { class: "muted", text: "No longer coming up." }));
+    node.querySelector(".body").append(card);
   });
 
   // Mathia's reminder messages get Snooze; messages only you can see say so.
