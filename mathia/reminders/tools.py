@@ -31,7 +31,7 @@ from mathia.tools.registry import (
     register,
 )
 
-USAGE = "/remind <when> <what> · /remind list · /remind cancel <id> · /remind snooze <id> 10m|1h|tomorrow"
+USAGE = "/remind <when> <what> · list · cancel <id> · snooze <id> 10m|1h|tomorrow"
 ReminderId = int
 
 
