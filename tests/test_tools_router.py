@@ -129,6 +129,21 @@ async def test_an_unknown_tool_is_an_error(team: dict[str, Any], tool: Any) -> N
     assert (result.status, result.code) == (ToolStatus.ERROR, "unknown_tool")
 
 
+def test_which_results_are_private() -> None:
+    async def handler(ctx: ToolContext, args: Any) -> ToolResult:
+        return ToolResult.ok("")
+
+    def spec(**fields: Any) -> ToolSpec:
+        return ToolSpec(name="x", description="", handler=handler, input_model=EchoInput, **fields)
+
+    assert spec(sensitive=True).results_private  # reads the asker's data
+    assert not spec(sensitive=True, side_effects=True).results_private  # acts: its confirmation is not
+    assert not spec().results_private
+    assert spec(private=True).results_private
+    assert not spec(sensitive=True, private=False).results_private
+    assert ToolResult.ok("mine", private=True).as_dict()["private"] is True
+
+
 def test_tool_specs_refuse_bad_declarations() -> None:
     async def handler(ctx: ToolContext, args: Any) -> ToolResult:
         return ToolResult.ok("")
@@ -207,6 +222,14 @@ async def test_a_model_that_read_other_peoples_messages_cannot_call_sensitive_to
     # The asker's own request (a slash command), or a model that read only the asker: allowed.
     for ctx in (ctx_for(team, via="slash", untrusted_context=True), ctx_for(team, via="model")):
         assert (await invoke("private_notes", {"text": "all"}, ctx=ctx)).is_ok
+    # Tools with side effects too: a model that read text Ada did not write may not act for her.
+    acting = tool("acting_tool", side_effects=True)
+    refused = await invoke("acting_tool", {"text": "x"}, ctx=untrusted)
+    assert (refused.status, refused.code) == (ToolStatus.NEEDS_AUTH, "needs_direct_request")
+    assert "changes things" in refused.message
+    assert acting.calls == []
+    assert (await invoke("acting_tool", {"text": "x"}, ctx=ctx_for(team, via="intent", untrusted_context=True))).is_ok
+    assert (await invoke("acting_tool", {"text": "x"}, ctx=ctx_for(team, via="model"))).is_ok
     hidden = tool("hidden_tool", model_visible=False)
     assert (await invoke("hidden_tool", {"text": "x"}, ctx=ctx_for(team, via="model"))).code == "not_callable"
     assert hidden.calls == []

@@ -328,6 +328,8 @@ class _Prepared:
     access: Any  # their RoomAccess, checked now
     #: The prompt holds messages by other people: a model that read them may not call sensitive tools.
     untrusted: bool
+    #: Others can read the room: private tool results go to the asker's private room instead.
+    shared: bool
 
 
 def _prepare(started: StartedRun, provider: AssistantProvider) -> _Prepared:
@@ -335,6 +337,7 @@ def _prepare(started: StartedRun, provider: AssistantProvider) -> _Prepared:
     from mathia.assistant.identity import assistant_user
     from mathia.chat.models import Message
     from mathia.rooms.access import access_room_for_user
+    from mathia.rooms.models import RoomKind, RoomMembership
 
     target = answer_target(asker_id=started.asker_id, room_id=started.room_id, trigger_id=started.trigger_id)
     name, model = provider.primary
@@ -345,8 +348,22 @@ def _prepare(started: StartedRun, provider: AssistantProvider) -> _Prepared:
         .order_by("-seq")
         .values_list("author_id", flat=True)[:HISTORY_MESSAGES_MAX]
     )
-    others = set(recent) - {target.asker.pk, assistant_user().pk}
-    return _Prepared(prompt=prompt, asker=target.asker, text=target.trigger.body, access=access, untrusted=bool(others))
+    mathia_id = assistant_user().pk
+    others = set(recent) - {target.asker.pk, mathia_id}
+    # Whether others can read the answer: anyone in the workspace may preview a public room.
+    shared = access.room.kind == RoomKind.PUBLIC or (
+        RoomMembership.objects.filter(room_id=started.room_id)
+        .exclude(user_id__in=[target.asker.pk, mathia_id])
+        .exists()
+    )
+    return _Prepared(
+        prompt=prompt,
+        asker=target.asker,
+        text=target.trigger.body,
+        access=access,
+        untrusted=bool(others),
+        shared=shared,
+    )
 
 
 async def run_answer(
@@ -418,6 +435,7 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
         trigger_id=started.trigger_id,
         room_access=prepared.access,
         untrusted_context=prepared.untrusted,
+        shared_room=prepared.shared,
     )
     slash = parse_slash(prepared.text)
     if slash is not None:
@@ -449,7 +467,27 @@ async def _run_tool(writer: AnswerWriter, ctx: ToolContext, name: str, arguments
     await writer.status(tool=name, text=line, state="running")
     result = await invoke(name, arguments, ctx=ctx)
     await writer.status(tool=name, text=line, state=result.status.value)
+    if ctx.shared_room and result.is_ok and await _is_private(ctx, name, result):
+        result = await _send_privately(ctx, result)
     return result
+
+
+async def _is_private(ctx: ToolContext, name: str, result: ToolResult) -> bool:
+    if result.private:
+        return True
+    spec = await resolve(name, workspace_id=ctx.workspace_id)
+    return spec is not None and spec.results_private
+
+
+async def _send_privately(ctx: ToolContext, result: ToolResult) -> ToolResult:
+    """The asker's own data, asked for where others read: to their private room; the room (and a model) get a note.
+
+    The model never sees the private data either, so nothing it writes in the room can repeat it.
+    """
+    from mathia.tools.actions import PRIVATE_NOTE, tool_result_send_privately
+
+    room_id = await _db(tool_result_send_privately)(user=ctx.user, workspace_id=ctx.workspace_id, body=result.message)
+    return ToolResult.ok(PRIVATE_NOTE, data={"sent_privately": True, "room_id": room_id})
 
 
 async def _direct(
@@ -511,6 +549,10 @@ async def _model_loop(writer: AnswerWriter, chosen: AssistantProvider, request: 
         for call in calls:
             result = await _run_tool(writer, ctx, call.name, call.arguments)
             outputs.append(ToolOutput(call_id=call.id, content=_for_model(result), is_error=not result.is_ok))
+        # The model now reads tool results, text the asker did not write (a web page, an external
+        # server's answer...): from the next round on, tools that act or read private data need
+        # the asker's own words.
+        ctx.untrusted_context = True
         request = dataclasses.replace(
             request,
             messages=[
@@ -562,8 +604,13 @@ async def _finish(run_id: int, outcome: RunOutcome) -> None:
 
 
 async def close_loop_resources() -> None:
-    """Close what this event loop cached (SDK clients, Redis): for loops that end (Celery)."""
+    """Close what this event loop cached (SDK and HTTP clients, Redis): for loops that end (Celery)."""
+    from mathia.tools.audit import cancel_scheduled_flush
+    from mathia.tools.http import close_http_client
+
     await close_providers()
+    await close_http_client()
+    cancel_scheduled_flush()  # Beat's periodic flush moves what this loop's calls left
     await close_async_redis()
     _registries.pop(asyncio.get_running_loop(), None)
 

@@ -9,16 +9,21 @@ arguments. :func:`mathia.tools.router.invoke` then, in this order:
    models and MCP clients see) and answers ``needs_input`` with a clear message when they are bad;
 3. checks the tool's :class:`~mathia.tools.registry.Permission` for ``ctx.user``, the person who
    invoked it: never the author of some text a model read (so a prompt injected into a room
-   cannot make Mathia act for someone else). Model calls of ``sensitive`` tools are refused when
-   the model read other people's messages: those need the asker's own words (a slash command
-   or a request the parser understands);
+   cannot make Mathia act for someone else). A model that read text the asker did not write
+   (other people's messages, or any tool's result) may not call ``sensitive`` tools or tools with
+   ``side_effects``: those need the asker's own words (a slash command or a request the parser
+   understands);
 4. takes one hit of the tool's rate limit and reads its cache, in one atomic Redis script;
 5. runs the handler under the tool's timeout (a sync handler runs in a worker thread);
 6. caches an ``ok`` result of a ``cache_seconds`` tool, and records an audit entry (who, tool,
    arguments with secrets removed, outcome, latency);
 7. returns a :class:`~mathia.tools.registry.ToolResult`: ``ok``, ``error``, ``needs_input`` or
    ``needs_auth``, a message for people and data for the UI and the model. A handler that raised
-   or timed out is an ``error``, never ``ok``.
+   or timed out is an ``error``, never ``ok``. A result that holds the asker's private data
+   (``ToolSpec.private``, by default a ``sensitive`` tool without side effects, or
+   ``ToolResult(private=True)``) is never shown where others read: asked for in a shared room,
+   the runner posts it in the asker's private room with Mathia, and the room and the model get a
+   note instead.
 
 How a connector adds a tool, a slash command and parser intents (in its app's ``tools.py``,
 imported by :meth:`mathia.tools.apps.ToolsConfig.ready` for every installed app)::

@@ -137,6 +137,13 @@ def schedule_flush() -> None:
         _flushers[loop] = loop.create_task(_flush_later())
 
 
+def cancel_scheduled_flush() -> None:
+    """Drop this loop's pending flush (the loop is ending; Beat's flush picks the entries up)."""
+    task = _flushers.pop(asyncio.get_running_loop(), None)
+    if task is not None:
+        task.cancel()
+
+
 async def _flush_later() -> None:
     await asyncio.sleep(FLUSH_DELAY_SECONDS)
     try:

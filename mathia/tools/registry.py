@@ -61,10 +61,14 @@ class ToolResult:
     data: dict[str, Any] = field(default_factory=dict)
     code: str = ""
     cached: bool = False
+    #: This result holds the asker's private data: it must not be shown where others can read it
+    #: (the runner sends it to the asker's private room with Mathia instead). Tools whose every
+    #: result is private say so once, with ``ToolSpec.private``.
+    private: bool = False
 
     @classmethod
-    def ok(cls, message: str, data: dict[str, Any] | None = None) -> ToolResult:
-        return cls(ToolStatus.OK, message, data or {})
+    def ok(cls, message: str, data: dict[str, Any] | None = None, *, private: bool = False) -> ToolResult:
+        return cls(ToolStatus.OK, message, data or {}, private=private)
 
     @classmethod
     def error(cls, message: str, *, code: str = "error", data: dict[str, Any] | None = None) -> ToolResult:
@@ -91,6 +95,8 @@ class ToolResult:
             out["code"] = self.code
         if self.cached:
             out["cached"] = True
+        if self.private:
+            out["private"] = True
         return out
 
 
@@ -114,15 +120,19 @@ class ToolContext:
 
     ``user`` is always the person who asked (the asker of an @mathia answer, the owner of an MCP
     token), never the author of text a model read. ``untrusted_context`` is set when a model
-    that asks for the tool was shown other people's messages; ``sensitive`` tools then need
-    the asker's own words. ``room_access`` may carry an access check already made for
-    ``room_id`` (the runner checks the asker's write access before answering), so the router
-    does not repeat it.
+    that asks for the tool was shown text the asker did not write (other people's messages, or any
+    tool result); ``sensitive`` tools and tools with ``side_effects`` then need the asker's own
+    words (a slash command, or a request the parser is sure of). ``room_access`` may carry an
+    access check already made for ``room_id`` (the runner checks the asker's write access before
+    answering), so the router does not repeat it.
     """
 
     user: User
     workspace_id: int
     room_id: int | None = None
+    #: Others can read ``room_id`` (a public room, or members besides the asker and Mathia):
+    #: private results are then not shown there.
+    shared_room: bool = False
     via: Via = "api"
     run_id: int | None = None
     #: The message that asked (a slash command, a request to @mathia), when there is one.
@@ -166,8 +176,15 @@ class ToolSpec:
       do not depend on who asks, like the weather).
     - ``timeout``: seconds the handler may take; past it the call is an ``error`` (``timeout``).
     - ``sensitive``: it reads the person's private data or acts for them in a way a stranger's
-      words must not trigger; a model that read other people's messages may not call it.
-    - ``side_effects``: it changes something (never cached, never retried by the router).
+      words must not trigger; a model that read text the asker did not write (other people's
+      messages, a tool's result) may not call it.
+    - ``side_effects``: it changes something (never cached, never retried by the router). Like a
+      sensitive tool, a model that read text the asker did not write may not call it. Tools from
+      outside (MCP) should set it unless the server says the tool is read-only.
+    - ``private``: its results hold the asker's private data, so they are never shown in a room
+      others can read (the runner sends them to the asker's private room with Mathia). ``None``
+      (the default) means: private when the tool is ``sensitive`` without ``side_effects`` (it
+      reads the asker's data). A result can also say ``ToolResult(private=True)`` itself.
     - ``secret_fields``: argument names kept out of the audit log (besides names that look secret).
     - ``progress``: the live status line while it runs, a ``str.format`` template over the
       arguments (``"Checking the weather in {place}…"``) or a function of them.
@@ -187,6 +204,7 @@ class ToolSpec:
     timeout: float = 10.0
     sensitive: bool = False
     side_effects: bool = False
+    private: bool | None = None
     secret_fields: frozenset[str] = frozenset()
     progress: str | Callable[[Any], str] = ""
     model_visible: bool = True
@@ -225,6 +243,17 @@ class ToolSpec:
             return True
         call = type(handler).__call__ if not inspect.isfunction(handler) else None  # an async __call__
         return inspect.iscoroutinefunction(call)
+
+    @property
+    def results_private(self) -> bool:
+        if self.private is not None:
+            return self.private
+        return self.sensitive and not self.side_effects
+
+    @property
+    def needs_own_words(self) -> bool:
+        """A model that read text the asker did not write may not call it."""
+        return self.sensitive or self.side_effects
 
     @property
     def cacheable(self) -> bool:
@@ -406,6 +435,11 @@ class Registry:
     def remove_source(self, name: str) -> None:
         with self._lock:
             self._sources = [s for s in self._sources if s.name != name]
+            self.version += 1
+
+    def unregister_slash(self, name: str) -> None:
+        with self._lock:
+            self._slash.pop(name, None)
             self.version += 1
 
     def unregister(self, name: str) -> None:

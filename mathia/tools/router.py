@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
 from mathia.core.redis import get_async_redis, redis_key
@@ -147,8 +146,23 @@ async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResul
 
 
 def invoke_sync(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
-    """:func:`invoke` from sync code with no running event loop (a Celery task, a view)."""
-    return async_to_sync(invoke)(name, arguments, ctx=ctx)
+    """:func:`invoke` from sync code with no event loop running in this thread (a Celery task, a view).
+
+    It runs on an event loop of its own, and closes what that loop opened (Redis and HTTP clients).
+    """
+
+    async def call() -> ToolResult:
+        from mathia.core.redis import close_async_redis
+        from mathia.tools.http import close_http_client
+
+        try:
+            return await invoke(name, arguments, ctx=ctx)
+        finally:
+            audit.cancel_scheduled_flush()  # Beat's periodic flush moves the entry
+            await close_http_client()
+            await close_async_redis()
+
+    return asyncio.run(call())
 
 
 # --- the steps ------------------------------------------------------------------------------
@@ -160,10 +174,11 @@ async def _run(spec: ToolSpec, call: _Call) -> ToolResult:
         return _invalid(spec, error)
     if ctx.via == "model" and not spec.model_visible:
         return ToolResult.error(f"`{spec.name}` cannot be called by a model.", code="not_callable")
-    if ctx.via == "model" and spec.sensitive and ctx.untrusted_context:
+    if ctx.via == "model" and spec.needs_own_words and ctx.untrusted_context:
+        what = "changes things" if spec.side_effects else "reads your own data"
         return ToolResult.needs_auth(
-            f"`{spec.name}` acts on your own data, so I only run it when you ask me yourself "
-            "(a slash command, or a direct request to me).",
+            f"`{spec.name}` {what}, so I only run it when you ask me yourself (a slash command, or a direct "
+            "request to me), not because of text I read.",
             code="needs_direct_request",
         )
     problem = await _permission_problem(spec, ctx)
@@ -316,13 +331,16 @@ async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[
 
 
 def _to_cache(result: ToolResult) -> str:
-    return json.dumps({"m": result.message, "d": result.data}, separators=(",", ":"), ensure_ascii=False, default=str)
+    value: dict[str, Any] = {"m": result.message, "d": result.data}
+    if result.private:
+        value["p"] = 1
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _from_cache(raw: bytes) -> ToolResult | None:
     try:
         value = json.loads(raw)
-        return ToolResult(ToolStatus.OK, value["m"], value["d"], cached=True)
+        return ToolResult(ToolStatus.OK, value["m"], value["d"], cached=True, private=bool(value.get("p")))
     except (ValueError, KeyError, TypeError):
         return None
 
