@@ -291,3 +291,37 @@ async def test_changes_made_in_one_tab_reach_the_others() -> None:
         assert frame["reminder"]["status"] == "scheduled"
     finally:
         await tab.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_no_one_can_reply_to_a_private_reminder_message_and_leak_its_text() -> None:
+    team = await database_sync_to_async(make_chat_team)()
+    ada, bob, general = team["ada"], team["bob"], team["general"]
+    due = datetime(2026, 3, 27, 14, 30, tzinfo=UTC)
+    await database_sync_to_async(set_reminder)(ada, team["workspace"], due=due, room=general, text="see the doctor")
+    await database_sync_to_async(dispatch_due)(clock=FrozenClock(due))
+    private_id = await database_sync_to_async(lambda: Message.objects.get(card__kind="reminder").pk)()
+    missing_id = private_id + 1000
+    for user in (bob, ada):  # not even its owner: the reply would quote it to the room
+        socket = await connect(user)
+        try:
+            answers = []
+            for target in (private_id, missing_id):
+                answers.append(
+                    await socket.request(
+                        {
+                            "type": "send",
+                            "room_id": general.pk,
+                            "client_id": f"r{user.pk}{target}",
+                            "body": "hm",
+                            "reply_to": target,
+                        }  # fmt: skip
+                    )
+                )
+            # The same answer as for a message that does not exist: nothing to probe.
+            assert [(a["type"], a["code"], a["message"]) for a in answers] == [
+                ("error", "reply_not_found", "The message you are replying to is not in this room.")
+            ] * 2
+        finally:
+            await socket.close()
+    assert not await database_sync_to_async(Message.objects.filter(body="hm").exists)()

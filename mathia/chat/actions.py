@@ -133,7 +133,13 @@ def message_send(
     rendered = render_markdown(body, members=_mentionable(room_id, body))
     reply_to = None
     if reply_to_id is not None:
-        reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room_id=room_id).first()
+        # Not a private message (Mathia's reminder to someone): a reply quotes its excerpt to the
+        # whole room, so it answers as if it did not exist, for its owner too.
+        reply_to = (
+            Message.objects.select_related("author")
+            .filter(pk=reply_to_id, room_id=room_id, visible_to__isnull=True)
+            .first()
+        )
         if reply_to is None:
             raise NotFound("The message you are replying to is not in this room.", code="reply_not_found")
     try:
