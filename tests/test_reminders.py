@@ -315,7 +315,7 @@ async def test_no_one_can_reply_to_a_private_reminder_message_and_leak_its_text(
                             "client_id": f"r{user.pk}{target}",
                             "body": "hm",
                             "reply_to": target,
-                        }  # fmt: skip
+                        }
                     )
                 )
             # The same answer as for a message that does not exist: nothing to probe.
