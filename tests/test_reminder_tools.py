@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mathia.accounts.models import User
+from mathia.chat.models import Message
 from mathia.core.clock import FrozenClock
 from mathia.reminders.models import Reminder, Status
 from mathia.tools.parser import parse_intent, parse_slash
@@ -165,9 +166,22 @@ async def test_asking_mathia_in_a_room_sets_the_reminder_and_confirms_it() -> No
         assert reminder.text == "call John"
         assert abs((reminder.due_at - datetime.now(UTC)) - timedelta(minutes=10)) < timedelta(seconds=10)
 
+        # The list is Ada's own data: it goes to her private room with Mathia, not to #general.
+        from mathia.tools.actions import PRIVATE_NOTE
+
         await ask(socket, general, "/remind list", client_id="q2")
         _, _, listing = await answer_frames(socket, general)
-        assert f"**{reminder.pk}** · call John" in listing["message"]["body"]
+        assert listing["message"]["body"] == PRIVATE_NOTE
+        private = await database_sync_to_async(
+            lambda: list(
+                Message.objects.filter(
+                    room__kind="direct", room__workspace=team["workspace"], author__is_assistant=True
+                )
+                .exclude(room=general)
+                .values_list("body", flat=True)
+            )
+        )()
+        assert any(f"**{reminder.pk}** · call John" in body for body in private)
 
         await ask(socket, general, "@mathia remind me to call John at 25:00", client_id="q3")
         _, _, question = await answer_frames(socket, general)
@@ -175,3 +189,47 @@ async def test_asking_mathia_in_a_room_sets_the_reminder_and_confirms_it() -> No
         assert await database_sync_to_async(Reminder.objects.count)() == 1
     finally:
         await socket.close()
+
+
+def test_tools_reach_only_the_reminders_of_the_workspace_they_act_in(team: dict[str, Any]) -> None:
+    from mathia.reminders.actions import reminder_create
+    from mathia.workspaces.selectors import default_membership
+
+    ada = team["ada"]
+    home = default_membership(user=ada)
+    assert home is not None
+    assert home.workspace_id != team["workspace"].pk
+    elsewhere = reminder_create(
+        user=ada,
+        workspace_id=home.workspace_id,
+        text="secret plan",
+        due=NOW + timedelta(hours=1),
+        clock=FrozenClock(NOW),
+    ).reminder
+    _slash(team, "/remind in 1 hour call John")
+    listed = _slash(team, "/remind list")
+    assert "call John" in listed.message
+    assert "secret plan" not in listed.message
+    assert listed.private
+    for line in (f"/remind cancel {elsewhere.pk}", f"/remind snooze {elsewhere.pk} 1h"):
+        result = _slash(team, line)
+        assert result.code == "not_found", (line, result)
+    by_words = invoke_sync("reminder_cancel", {"which": "secret"}, ctx=_ctx(team))
+    assert by_words.code == "not_found"
+    edited = invoke_sync("reminder_edit", {"id": elsewhere.pk, "text": "x"}, ctx=_ctx(team))
+    assert edited.code == "not_found"
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == Status.SCHEDULED
+    assert elsewhere.text == "secret plan"
+
+
+def test_a_model_that_read_someone_elses_words_cannot_act_on_reminders(team: dict[str, Any]) -> None:
+    ctx = _ctx(team, via="model")
+    ctx.untrusted_context = True
+    for name, arguments in [
+        ("reminder_create", {"what": "wire money", "when": "in 1 hour"}),
+        ("reminder_list", {}),
+    ]:
+        result = invoke_sync(name, arguments, ctx=ctx)
+        assert result.status == ToolStatus.NEEDS_AUTH, (name, result)
+    assert not Reminder.objects.exists()

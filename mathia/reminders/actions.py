@@ -207,10 +207,14 @@ def reminder_from_parts(
     )
 
 
-def reminder_cancel(*, user: User, reminder_id: int, clock: Clock = system_clock) -> Reminder:
+def reminder_cancel(
+    *, user: User, reminder_id: int, workspace_id: int | None = None, clock: Clock = system_clock
+) -> Reminder:
     """Cancel a scheduled reminder (every later occurrence of a recurring one). Idempotent."""
     with transaction.atomic():
-        reminder = access_reminder_for_user(user=user, reminder_id=reminder_id, for_update=True)
+        reminder = access_reminder_for_user(
+            user=user, reminder_id=reminder_id, for_update=True, workspace_id=workspace_id
+        )
         if reminder.status == Status.CANCELLED:
             return reminder
         if reminder.status != Status.SCHEDULED:
@@ -235,7 +239,9 @@ def snooze_target(choice: str, *, now: datetime, tz: str) -> datetime:
     raise InvalidInput('Snooze for "10m", "1h" or "tomorrow".', code="invalid", field="for")
 
 
-def reminder_snooze(*, user: User, reminder_id: int, choice: str, clock: Clock = system_clock) -> Reminder:
+def reminder_snooze(
+    *, user: User, reminder_id: int, choice: str, workspace_id: int | None = None, clock: Clock = system_clock
+) -> Reminder:
     """Remind again in 10 minutes, in an hour, or tomorrow at 09:00 (the owner's zone).
 
     A one-off reminder that went off is scheduled again; a recurring one gets a one-off copy
@@ -243,7 +249,9 @@ def reminder_snooze(*, user: User, reminder_id: int, choice: str, clock: Clock =
     """
     now = clock.now()
     with transaction.atomic():
-        reminder = access_reminder_for_user(user=user, reminder_id=reminder_id, for_update=True)
+        reminder = access_reminder_for_user(
+            user=user, reminder_id=reminder_id, for_update=True, workspace_id=workspace_id
+        )
         due = snooze_target(choice, now=now, tz=reminder.timezone).astimezone(UTC)
         if reminder.status == Status.CANCELLED:
             raise InvalidInput("That reminder was cancelled.", code="reminder_cancelled")
@@ -271,7 +279,13 @@ def reminder_snooze(*, user: User, reminder_id: int, choice: str, clock: Clock =
 
 
 def reminder_edit(
-    *, user: User, reminder_id: int, text: str | None = None, when: str | None = None, clock: Clock = system_clock
+    *,
+    user: User,
+    reminder_id: int,
+    text: str | None = None,
+    when: str | None = None,
+    workspace_id: int | None = None,
+    clock: Clock = system_clock,
 ) -> Reminder:
     """Change a scheduled reminder's text and/or time (a *when* phrase, read in its zone)."""
     if text is None and when is None:
@@ -279,7 +293,9 @@ def reminder_edit(
     new_text = check_text(text) if text is not None else None
     now = clock.now()
     with transaction.atomic():
-        reminder = access_reminder_for_user(user=user, reminder_id=reminder_id, for_update=True)
+        reminder = access_reminder_for_user(
+            user=user, reminder_id=reminder_id, for_update=True, workspace_id=workspace_id
+        )
         if reminder.status != Status.SCHEDULED:
             raise InvalidInput("Only a reminder still to come can be edited.", code="reminder_done")
         if new_text is not None:

@@ -43,10 +43,14 @@ def delivery_payload(delivery: Delivery, reminder: Reminder) -> dict[str, Any]:
     }
 
 
-def upcoming_reminders(*, user: User, limit: int = UPCOMING_MAX) -> list[dict[str, Any]]:
-    """The user's scheduled reminders, soonest first."""
-    rows = Reminder.objects.filter(owner_id=user.pk, status=Status.SCHEDULED).order_by("due_at", "id")[:limit]
-    return [reminder_payload(r) for r in rows]
+def upcoming_reminders(
+    *, user: User, workspace_id: int | None = None, limit: int = UPCOMING_MAX
+) -> list[dict[str, Any]]:
+    """The user's scheduled reminders (in one workspace when given), soonest first."""
+    rows = Reminder.objects.filter(owner_id=user.pk, status=Status.SCHEDULED)
+    if workspace_id is not None:
+        rows = rows.filter(workspace_id=workspace_id)
+    return [reminder_payload(r) for r in rows.order_by("due_at", "id")[:limit]]
 
 
 def unseen_deliveries(*, user: User, limit: int = UNSEEN_MAX) -> list[dict[str, Any]]:

@@ -137,14 +137,14 @@ def create(ctx: ToolContext, args: CreateInput) -> ToolResult:
 
 
 def list_upcoming(ctx: ToolContext, args: ListInput) -> ToolResult:
-    upcoming = selectors.upcoming_reminders(user=ctx.user)
+    upcoming = selectors.upcoming_reminders(user=ctx.user, workspace_id=ctx.workspace_id)
     if not upcoming:
-        return ToolResult.ok("You have no reminders coming up.", data={"upcoming": []})
+        return ToolResult.ok("You have no reminders coming up.", data={"upcoming": []}, private=True)
     lines = ["Your reminders:"]
     for item in upcoming:
         again = f", {item['recurrence']}" if item["recurrence"] else ""
         lines.append(f"- **{item['id']}** · {item['text']} · {item['due_local']}{again}")
-    return ToolResult.ok("\n".join(lines), data={"upcoming": upcoming})
+    return ToolResult.ok("\n".join(lines), data={"upcoming": upcoming}, private=True)
 
 
 def _find(ctx: ToolContext, args: IdInput) -> int:
@@ -154,7 +154,9 @@ def _find(ctx: ToolContext, args: IdInput) -> int:
     words = args.which.lower()
     matches = [
         pk
-        for pk, text in Reminder.objects.filter(owner_id=ctx.user.pk, status=Status.SCHEDULED).values_list("pk", "text")
+        for pk, text in Reminder.objects.filter(
+            owner_id=ctx.user.pk, workspace_id=ctx.workspace_id, status=Status.SCHEDULED
+        ).values_list("pk", "text")
         if words in text.lower()
     ]
     if len(matches) != 1:
@@ -166,28 +168,43 @@ def _find(ctx: ToolContext, args: IdInput) -> int:
 
 
 def cancel(ctx: ToolContext, args: IdInput) -> ToolResult:
-    reminder = actions.reminder_cancel(user=ctx.user, reminder_id=_find(ctx, args), clock=ctx.clock)
+    reminder = actions.reminder_cancel(
+        user=ctx.user, reminder_id=_find(ctx, args), workspace_id=ctx.workspace_id, clock=ctx.clock
+    )
     return ToolResult.ok(
-        f"Cancelled: {reminder.text} (reminder {reminder.pk}).", data={"reminder": selectors.reminder_payload(reminder)}
+        f"Cancelled: {reminder.text} (reminder {reminder.pk}).",
+        data={"reminder": selectors.reminder_payload(reminder)},
+        private=True,
     )
 
 
 def snooze(ctx: ToolContext, args: SnoozeInput) -> ToolResult:
-    reminder = actions.reminder_snooze(user=ctx.user, reminder_id=_find(ctx, args), choice=args.for_, clock=ctx.clock)
+    reminder = actions.reminder_snooze(
+        user=ctx.user, reminder_id=_find(ctx, args), choice=args.for_, workspace_id=ctx.workspace_id, clock=ctx.clock
+    )
     payload = selectors.reminder_payload(reminder)
     return ToolResult.ok(
-        f"Snoozed: I'll remind you to {reminder.text} on {payload['due_local']}.", data={"reminder": payload}
+        f"Snoozed: I'll remind you to {reminder.text} on {payload['due_local']}.",
+        data={"reminder": payload},
+        private=True,
     )
 
 
 def edit(ctx: ToolContext, args: EditInput) -> ToolResult:
     try:
         reminder = actions.reminder_edit(
-            user=ctx.user, reminder_id=_find(ctx, args), text=args.text, when=args.when, clock=ctx.clock
+            user=ctx.user,
+            reminder_id=_find(ctx, args),
+            text=args.text,
+            when=args.when,
+            workspace_id=ctx.workspace_id,
+            clock=ctx.clock,
         )
     except NeedsClarification as error:
         return _clarify(error)
-    return ToolResult.ok(actions.confirmation_text(reminder), data={"reminder": selectors.reminder_payload(reminder)})
+    return ToolResult.ok(
+        actions.confirmation_text(reminder), data={"reminder": selectors.reminder_payload(reminder)}, private=True
+    )
 
 
 def remind(ctx: ToolContext, args: RemindInput) -> ToolResult:
@@ -245,6 +262,7 @@ register(
         permission=Permission.WORKSPACE_MEMBER,
         rate="20/m",
         side_effects=True,
+        sensitive=True,  # acts for the asker: never on words someone else put in front of a model
         progress="Setting a reminder…",
     ),
     intents=[
@@ -341,6 +359,7 @@ register(
         permission=Permission.WORKSPACE_MEMBER,
         rate="30/m",
         side_effects=True,
+        sensitive=True,
         model_visible=False,
         progress="Working on your reminders…",
     ),
