@@ -88,6 +88,7 @@ def test_a_recurring_reminder_moves_to_its_next_occurrence_on_the_local_wall_clo
     reminder.refresh_from_db()
     assert reminder.status == Status.SCHEDULED
     assert reminder.due_at == datetime(2026, 3, 30, 8, 0, tzinfo=UTC)  # 09:00 BST, the weekend skipped
+    assert reminder.attempts == 0  # counted per occurrence: five good days do not add up to "failed"
 
     assert dispatch_due(clock=FrozenClock(datetime(2026, 3, 30, 7, 59, tzinfo=UTC))).delivered == 0
     assert dispatch_due(clock=FrozenClock(datetime(2026, 3, 30, 8, 0, 1, tzinfo=UTC))).delivered == 1
@@ -259,3 +260,30 @@ def test_an_idle_run_checks_ahead_where_the_next_reminders_go() -> None:
     set_reminder(ada, workspace, due=system_clock.now() + timedelta(seconds=3), room=room)
     assert dispatch_due(linger=0.5).delivered == 0
     assert (ada.pk, room.pk) in dispatcher._known_places
+
+
+@pytest.mark.django_db
+def test_reminders_of_someone_removed_from_the_workspace_or_deactivated_are_cancelled_not_sent() -> None:
+    from mathia.rooms.models import RoomMembership
+    from mathia.workspaces.actions import membership_remove
+    from mathia.workspaces.models import Membership
+
+    workspace, (ada, bob, cy) = make_team(3)
+    room = make_room(ada, workspace, "general", members=[bob])
+    removed = set_reminder(bob, workspace, due=NOW, room=room, text="bob's")
+    removed_private = set_reminder(bob, workspace, due=NOW, text="bob's private")
+    deactivated = set_reminder(cy, workspace, due=NOW, text="cy's")
+    kept = set_reminder(ada, workspace, due=NOW, room=room, text="ada's")
+    owner = Membership.objects.get(workspace=workspace, user=ada)
+    membership_remove(actor=owner, target=Membership.objects.get(workspace=workspace, user=bob))
+    type(cy).objects.filter(pk=cy.pk).update(is_active=False)
+    memberships_before = RoomMembership.objects.count()
+
+    stats = dispatch_due(clock=FrozenClock(NOW))
+    assert stats.delivered == 1
+    assert list(Delivery.objects.values_list("reminder_id", flat=True)) == [kept.pk]
+    for reminder in (removed, removed_private, deactivated):
+        reminder.refresh_from_db()
+        assert reminder.status == Status.CANCELLED
+        assert "no longer in this workspace" in reminder.last_error
+    assert RoomMembership.objects.count() == memberships_before  # no private room made for Bob

@@ -325,3 +325,26 @@ async def test_no_one_can_reply_to_a_private_reminder_message_and_leak_its_text(
         finally:
             await socket.close()
     assert not await database_sync_to_async(Message.objects.filter(body="hm").exists)()
+
+
+@pytest.mark.django_db
+def test_an_email_the_mail_server_refused_is_not_marked_sent(team: dict[str, Any], settings: Any) -> None:
+    from mathia.reminders.actions import preferences_set
+
+    ada = team["ada"]
+    preferences_set(user=ada, email=True)
+    due = datetime(2026, 3, 27, 14, 30, tzinfo=UTC)
+    set_reminder(ada, team["workspace"], due=due, text="water the plants")
+    dispatch_due(clock=FrozenClock(due))
+    delivery = Delivery.objects.get()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2  # nothing listens there
+    result = send_reminder_email.apply(args=[delivery.pk])
+    assert result.state == "FAILURE"  # run eagerly here, its five retries ran at once and ran out
+    delivery.refresh_from_db()
+    assert delivery.emailed_at is None  # released for the retry
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    send_reminder_email.apply(args=[delivery.pk])
+    delivery.refresh_from_db()
+    assert delivery.emailed_at is not None
+    assert len(mail.outbox) == 1

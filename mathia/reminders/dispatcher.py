@@ -44,6 +44,7 @@ from mathia.reminders.models import Channel, Delivery, Reminder, Status
 from mathia.reminders.parsing import next_occurrence
 from mathia.reminders.selectors import delivery_payload, reminder_payload
 from mathia.rooms.access import access_room_for_user
+from mathia.workspaces.models import Membership
 
 log = structlog.get_logger(__name__)
 
@@ -132,6 +133,7 @@ def deliver_reserved(
     with transaction.atomic():
         reminders = _locked(ids, token, now)
         stats.skipped += len(ids) - len(reminders)
+        reminders = _drop_orphans(reminders, now=now, stats=stats)
         try:
             # The fast path: the whole batch at once, under one savepoint.
             with transaction.atomic(), publishing_in_bulk():
@@ -173,7 +175,36 @@ def _locked(ids: list[int], token: str, now: datetime) -> list[Reminder]:
     return reminders
 
 
-_MOVED_ON = ["occurrences", "claim_token", "claimed_until", "last_error", "updated_at", "due_at", "status"]
+def _drop_orphans(reminders: list[Reminder], *, now: datetime, stats: DispatchStats) -> list[Reminder]:
+    """Cancel the reminders of people who left the workspace or whose account was deactivated.
+
+    Nothing is delivered for them (no message in a workspace they are no longer in, no email).
+    """
+    members = set(
+        Membership.objects.filter(
+            workspace_id__in={r.workspace_id for r in reminders}, user_id__in={r.owner_id for r in reminders}
+        ).values_list("workspace_id", "user_id")
+    )
+    keep, orphans = [], []
+    for reminder in reminders:
+        if reminder.owner.is_active and (reminder.workspace_id, reminder.owner_id) in members:
+            keep.append(reminder)
+        else:
+            orphans.append(reminder.pk)
+    if orphans:
+        Reminder.objects.filter(pk__in=orphans).update(
+            status=Status.CANCELLED,
+            claim_token="",
+            claimed_until=None,
+            last_error="Cancelled: the owner is no longer in this workspace.",
+            updated_at=now,
+        )
+        stats.skipped += len(orphans)
+        log.info("reminders_of_departed_owners_cancelled", count=len(orphans))
+    return keep
+
+
+_MOVED_ON = ["occurrences", "claim_token", "claimed_until", "last_error", "updated_at", "due_at", "status", "attempts"]
 
 
 def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worker: str, places: Places) -> None:
@@ -220,6 +251,7 @@ def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worke
         reminder.updated_at = now
         if following is not None:
             reminder.due_at = following
+            reminder.attempts = 0  # the next occurrence starts afresh: MAX_ATTEMPTS is per occurrence
         else:
             reminder.status = Status.SENT
     # Unique per reminder and occurrence: a second delivery of one fails the whole statement.

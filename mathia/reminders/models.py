@@ -44,7 +44,9 @@ class Reminder(models.Model):
     recurrence = models.CharField(max_length=120, blank=True)  # "every weekday at 09:00", for people
     channels = models.JSONField(default=list)  # Channel values
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
-    attempts = models.PositiveIntegerField(default=0)  # claims taken, including ones a dead worker left
+    # Claims taken for the current occurrence, including ones a dead worker left (a recurring
+    # reminder starts again from 0 at each occurrence; a one-off keeps the count it went out with).
+    attempts = models.PositiveIntegerField(default=0)
     occurrences = models.PositiveIntegerField(default=0)  # deliveries made
     claimed_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.CharField(max_length=32, blank=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import structlog
 from celery import shared_task
@@ -34,24 +35,28 @@ def dispatch() -> int:
     return stats.delivered
 
 
-@shared_task(name="reminders.send_email", ignore_result=True)
-def send_reminder_email(delivery_id: int) -> None:
-    """Email one fired reminder to its owner, once (``emailed_at`` is the guard)."""
+@shared_task(name="reminders.send_email", bind=True, ignore_result=True, max_retries=5)
+def send_reminder_email(self: Any, delivery_id: int) -> None:
+    """Email one fired reminder to its owner, once.
+
+    ``emailed_at`` is claimed (committed) before the mail goes out, so a redelivered task never
+    sends twice; if the mail server refuses, the claim is released and the task retried later.
+    """
     with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_for_update()
-            .select_related("reminder", "owner")
-            .filter(pk=delivery_id, emailed_at__isnull=True)
-            .first()
-        )
-        if delivery is None:
-            return
-        reminder = delivery.reminder
-        when = format_local(delivery.occurrence_at, reminder.timezone)
+        claimed = Delivery.objects.filter(pk=delivery_id, emailed_at__isnull=True).update(emailed_at=system_clock.now())
+    if not claimed:
+        return
+    delivery = Delivery.objects.select_related("reminder", "owner").get(pk=delivery_id)
+    reminder = delivery.reminder
+    when = format_local(delivery.occurrence_at, reminder.timezone)
+    try:
         send_mail(
             subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Reminder: {reminder.text[:80]}",
             message=f"You asked Mathia to remind you:\n\n    {reminder.text}\n\n({when})\n",
             from_email=None,
             recipient_list=[delivery.owner.email],
         )
-        Delivery.objects.filter(pk=delivery.pk).update(emailed_at=system_clock.now())
+    except OSError as exc:  # smtplib errors are OSErrors: the server is down or refused
+        Delivery.objects.filter(pk=delivery_id).update(emailed_at=None)
+        log.warning("reminder_email_failed", delivery_id=delivery_id)
+        raise self.retry(exc=exc, countdown=60) from exc
