@@ -139,6 +139,8 @@ def test_which_results_are_private() -> None:
     assert spec(sensitive=True).results_private  # reads the asker's data
     assert not spec(sensitive=True, side_effects=True).results_private  # acts: its confirmation is not
     assert not spec().results_private
+    assert spec(cache_seconds=60).results_private  # cached per person: depends on who asks
+    assert not spec(cache_seconds=60, cache_scope="global").results_private
     assert spec(private=True).results_private
     assert not spec(sensitive=True, private=False).results_private
     assert ToolResult.ok("mine", private=True).as_dict()["private"] is True

@@ -184,7 +184,8 @@ class ToolSpec:
     - ``private``: its results hold the asker's private data, so they are never shown in a room
       others can read (the runner sends them to the asker's private room with Mathia). ``None``
       (the default) means: private when the tool is ``sensitive`` without ``side_effects`` (it
-      reads the asker's data). A result can also say ``ToolResult(private=True)`` itself.
+      reads the asker's data) or caches its results per person (``cache_scope="user"``). A
+      result can also say ``ToolResult(private=True)`` itself.
     - ``secret_fields``: argument names kept out of the audit log (besides names that look secret).
     - ``progress``: the live status line while it runs, a ``str.format`` template over the
       arguments (``"Checking the weather in {place}…"``) or a function of them.
@@ -248,7 +249,8 @@ class ToolSpec:
     def results_private(self) -> bool:
         if self.private is not None:
             return self.private
-        return self.sensitive and not self.side_effects
+        # It reads the asker's data, or its results are cached per person (so they depend on who asks).
+        return (self.sensitive and not self.side_effects) or (self.cacheable and self.cache_scope == "user")
 
     @property
     def needs_own_words(self) -> bool:
