@@ -45,6 +45,7 @@ bench: $(STAMP)
 	@$(BIN)/python bench/ai_stream.py
 	@$(BIN)/python bench/assistant_runner_choice.py
 	@$(BIN)/python bench/router.py
+	@$(BIN)/python bench/reminders.py
 
 lock: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "pip-tools>=7.5"

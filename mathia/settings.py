@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "mathia.usersettings",
     "mathia.tools",
     "mathia.mcpbridge",
+    "mathia.reminders",
 ]
 
 MIDDLEWARE = [
@@ -145,6 +146,12 @@ CELERY_BEAT_SCHEDULE = {
     "wallet-reconcile": {"task": "wallet.reconcile", "schedule": crontab(hour=3, minute=17)},
     "tools-flush-audit": {"task": "tools.flush_audit", "schedule": 10.0},
     "mcpbridge-check-servers": {"task": "mcpbridge.check_servers", "schedule": 300.0},
+    # Reminders live in the database; this claims and delivers the due ones (docs/architecture.md).
+    "reminders-dispatch": {
+        "task": "reminders.dispatch",
+        "schedule": CONFIG.REMINDER_DISPATCH_SECONDS,
+        "options": {"expires": CONFIG.REMINDER_DISPATCH_SECONDS * 2},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -301,3 +308,9 @@ LOGGING = logging_config(
 )
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = True
+
+# --- Reminders ----------------------------------------------------------------------------
+# Beat runs the dispatcher this often; a reservation a dead worker left is retaken after the lease.
+REMINDER_DISPATCH_SECONDS = CONFIG.REMINDER_DISPATCH_SECONDS
+REMINDER_LEASE_SECONDS = CONFIG.REMINDER_LEASE_SECONDS
+REMINDER_BATCH = CONFIG.REMINDER_BATCH

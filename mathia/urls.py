@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("mathia.goals.urls")),
     path("", include("mathia.wallet.urls")),
     path("", include("mathia.mcpbridge.urls")),
+    path("", include("mathia.reminders.urls")),
 ]

@@ -139,7 +139,11 @@ class ContextManager:
         mathia_id = assistant_user().pk
         recent = list(
             Message.objects.filter(
-                room_id=target.room.pk, seq__lte=target.trigger.seq, deleted_at__isnull=True, status=MessageStatus.DONE
+                Message.visible_q(target.asker.pk),
+                room_id=target.room.pk,
+                seq__lte=target.trigger.seq,
+                deleted_at__isnull=True,
+                status=MessageStatus.DONE,
             )
             .exclude(body="")
             .select_related("author")

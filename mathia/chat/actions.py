@@ -7,6 +7,7 @@ order (see :class:`mathia.chat.models.Message`), and publishes its event after c
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -132,7 +133,13 @@ def message_send(
     rendered = render_markdown(body, members=_mentionable(room_id, body))
     reply_to = None
     if reply_to_id is not None:
-        reply_to = Message.objects.select_related("author").filter(pk=reply_to_id, room_id=room_id).first()
+        # Not a private message (Mathia's reminder to someone): a reply quotes its excerpt to the
+        # whole room, so it answers as if it did not exist, for its owner too.
+        reply_to = (
+            Message.objects.select_related("author")
+            .filter(pk=reply_to_id, room_id=room_id, visible_to__isnull=True)
+            .first()
+        )
         if reply_to is None:
             raise NotFound("The message you are replying to is not in this room.", code="reply_not_found")
     try:
@@ -173,7 +180,7 @@ def message_send(
 
 def _access_message(*, user: User, message_id: int) -> tuple[Message, RoomAccess]:
     message = Message.objects.filter(pk=message_id).first() if isinstance(message_id, int) else None
-    if message is None:
+    if message is None or message.visible_to_id not in (None, user.pk):
         raise NotFound(MESSAGE_NOT_FOUND)
     try:
         access = access_room_for_user(user=user, room_id=message.room_id)
@@ -258,10 +265,13 @@ def internal_message_post(
     status: str = MessageStatus.DONE,
     reply_to_id: int | None = None,
     clock: Clock = system_clock,
+    visible_to_id: int | None = None,
+    card: dict[str, Any] | None = None,
 ) -> Message:
     """Post as the assistant, with no access check: the caller checked the asker's access.
 
-    Used inside the caller's transaction; the event goes out after it commits.
+    Used inside the caller's transaction; the event goes out after it commits. With
+    ``visible_to_id`` only that person sees it (and only their tabs hear of it).
     """
     rendered = render_markdown(body) if body else None
     version = _next_version(room_id)
@@ -275,9 +285,72 @@ def internal_message_post(
         seq=version,
         version=version,
         created_at=clock.now(),
+        visible_to_id=visible_to_id,
+        card=card or {},
     )
-    _publish_message("message.new", message_payload_by_id(message.pk))
+    # A new message with no reply has no reactions or mentions to load: no query for its payload.
+    payload = new_message_payload(message, mentions=[]) if reply_to_id is None else message_payload_by_id(message.pk)
+    _publish_message("message.new", payload)
     return message
+
+
+@dataclass(frozen=True)
+class InternalPost:
+    """One message of :func:`internal_messages_post_many`."""
+
+    room_id: int
+    body: str
+    visible_to_id: int | None = None
+    card: dict[str, Any] | None = None
+
+
+_DRAW_VERSIONS_SQL = (
+    f"UPDATE {Room._meta.db_table} SET last_version = last_version + %s "  # noqa: S608 (a model's table, not input)
+    "WHERE id = %s RETURNING last_version"
+)
+
+
+def internal_messages_post_many(
+    *, author: User, posts: list[InternalPost], clock: Clock = system_clock
+) -> list[Message]:
+    """Post many messages as the assistant at once (inside the caller's transaction), in order.
+
+    Each room's versions are drawn in one statement (its row lock, as for one message), rooms in
+    id order so that two callers never deadlock, and the messages are inserted together. Used by
+    the reminder dispatcher, which delivers a batch at a time. No access check: the caller's.
+    """
+    now = clock.now()
+    versions: dict[int, list[int]] = {}
+    with connection.cursor() as cursor:
+        for room_id in sorted({post.room_id for post in posts}):
+            count = sum(1 for post in posts if post.room_id == room_id)
+            cursor.execute(_DRAW_VERSIONS_SQL, [count, room_id])
+            row = cursor.fetchone()
+            if row is None:
+                raise NotFound("Room not found.")
+            top = int(row[0])
+            versions[room_id] = list(range(top - count + 1, top + 1))
+    messages = []
+    for post in posts:
+        version = versions[post.room_id].pop(0)
+        messages.append(
+            Message(
+                room_id=post.room_id,
+                author=author,
+                body=post.body,
+                body_html=render_markdown(post.body).html if post.body else "",
+                status=MessageStatus.DONE,
+                seq=version,
+                version=version,
+                created_at=now,
+                visible_to_id=post.visible_to_id,
+                card=post.card or {},
+            )
+        )
+    Message.objects.bulk_create(messages)
+    for message in messages:
+        _publish_message("message.new", new_message_payload(message, mentions=[]))
+    return messages
 
 
 def internal_message_finish(*, message_id: int, room_id: int, body: str, status: str) -> dict[str, Any]:
@@ -308,6 +381,5 @@ def room_mark_read(*, user: User, room_id: int, seq: int) -> int:
 
 def _publish_message(event: str, payload: dict[str, Any]) -> None:
     room_id = payload["room_id"]
-    publish_on_commit(
-        room_group(room_id), {"type": event, "room_id": room_id, "version": payload["version"], "message": payload}
-    )
+    group = user_group(payload["visible_to"]) if "visible_to" in payload else room_group(room_id)
+    publish_on_commit(group, {"type": event, "room_id": room_id, "version": payload["version"], "message": payload})

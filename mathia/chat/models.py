@@ -40,6 +40,13 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE, blank=True)
+    # A message only one person sees (Mathia delivering their reminder where they set it);
+    # every read of a room filters on it, and its events go to that person's tabs only.
+    visible_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # Structured data a client can draw beside the text ({"kind": "reminder", "reminder_id": 4}).
+    card = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -55,6 +62,12 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} in {self.room_id}"
+
+    @staticmethod
+    def visible_q(viewer_id: int | None) -> models.Q:
+        """Messages ``viewer_id`` may see among a room's: everyone's, and their own private ones."""
+        everyone = models.Q(visible_to__isnull=True)
+        return everyone | models.Q(visible_to_id=viewer_id) if viewer_id is not None else everyone
 
     @property
     def is_deleted(self) -> bool:

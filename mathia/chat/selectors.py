@@ -36,7 +36,7 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
     reply = message.reply_to
     author = message.author
     deleted = message.deleted_at is not None
-    return {
+    payload = {
         "id": message.pk,
         "room_id": message.room_id,
         "seq": message.seq,
@@ -61,6 +61,11 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
         "deleted": deleted,
         "status": message.status or "done",
     }
+    if message.visible_to_id is not None:  # present only on private messages: other payloads unchanged
+        payload["visible_to"] = message.visible_to_id
+    if message.card:
+        payload["card"] = message.card
+    return payload
 
 
 def new_message_payload(message: Message, *, mentions: list[int]) -> dict[str, Any]:
@@ -89,13 +94,15 @@ class HistoryPage:
     has_more: bool
 
 
-def room_history(*, room_id: int, before_seq: int | None = None, limit: int = 50) -> HistoryPage:
+def room_history(
+    *, room_id: int, before_seq: int | None = None, limit: int = 50, viewer_id: int | None = None
+) -> HistoryPage:
     """The ``limit`` messages before ``before_seq`` (newest page when None), oldest first.
 
     Keyset pagination on (room, seq): each page is one index range scan, however deep.
     """
     limit = max(1, min(limit, HISTORY_PAGE_MAX))
-    query = Message.objects.filter(room_id=room_id)
+    query = Message.objects.filter(Message.visible_q(viewer_id), room_id=room_id)
     if before_seq is not None:
         query = query.filter(seq__lt=before_seq)
     page = list(_with_relations(query.order_by("-seq"))[: limit + 1])
@@ -110,12 +117,14 @@ class CatchUp:
     complete: bool  # False: too much changed; reload the room's latest history instead
 
 
-def room_changes_since(*, room_id: int, version: int, room_version: int) -> CatchUp:
+def room_changes_since(*, room_id: int, version: int, room_version: int, viewer_id: int | None = None) -> CatchUp:
     """Every message that changed after ``version``, each once, at its latest state."""
     changed = list(
-        _with_relations(Message.objects.filter(room_id=room_id, version__gt=version).order_by("version"))[
-            : CATCH_UP_MAX + 1
-        ]
+        _with_relations(
+            Message.objects.filter(Message.visible_q(viewer_id), room_id=room_id, version__gt=version).order_by(
+                "version"
+            )
+        )[: CATCH_UP_MAX + 1]
     )
     if len(changed) > CATCH_UP_MAX:
         return CatchUp(messages=[], version=room_version, complete=False)

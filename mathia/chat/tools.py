@@ -51,7 +51,7 @@ def room_messages(ctx: ToolContext, args: RoomMessagesInput) -> ToolResult:
     from mathia.chat.selectors import room_history
 
     assert ctx.room_id is not None  # the router checked ROOM_READ for it
-    page = room_history(room_id=ctx.room_id, before_seq=args.before_seq, limit=args.limit)
+    page = room_history(room_id=ctx.room_id, before_seq=args.before_seq, limit=args.limit, viewer_id=ctx.user.pk)
     messages = [
         {
             "id": m["id"],

@@ -378,11 +378,13 @@ def _typing_in(room_ids: list[int]) -> dict[str, list[int]]:
 
 def _history(user: Any, frame: schemas.History) -> dict[str, Any]:
     access_room_for_user(user=user, room_id=frame.room_id)
-    page = room_history(room_id=frame.room_id, before_seq=frame.before_seq, limit=frame.limit)
+    page = room_history(room_id=frame.room_id, before_seq=frame.before_seq, limit=frame.limit, viewer_id=user.pk)
     return {"messages": page.messages, "has_more": page.has_more}
 
 
 def _catch_up(user: Any, room_id: int, version: int) -> dict[str, Any]:
     access = access_room_for_user(user=user, room_id=room_id)
-    result = room_changes_since(room_id=room_id, version=version, room_version=access.room.last_version)
+    result = room_changes_since(
+        room_id=room_id, version=version, room_version=access.room.last_version, viewer_id=user.pk
+    )
     return {"messages": result.messages, "version": result.version, "complete": result.complete}

@@ -14,8 +14,10 @@ directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -159,7 +161,51 @@ def publish_on_commit(group: str, frame: dict[str, Any], *, control: dict[str, A
     message: dict[str, Any] = {"type": DELIVER, "text": encode(frame)}
     if control is not None:
         message["control"] = control
+    bulk = getattr(_bulk, "items", None)
+    if bulk is not None:
+        bulk.append((group, message))
+        return
     transaction.on_commit(lambda: _group_send(group, message))
+
+
+_bulk = threading.local()
+
+
+@contextlib.contextmanager
+def publishing_in_bulk() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Within a transaction: :func:`publish_on_commit` calls in the block are sent together after commit.
+
+    For a worker writing many events in one transaction (the reminder dispatcher): one trip to
+    the event loop for all of them instead of one per event. The caller may drop entries it
+    rolled back to a savepoint (the yielded list), since those never happened.
+    """
+    items: list[tuple[str, dict[str, Any]]] = []
+    _bulk.items = items
+    try:
+        yield items
+    finally:
+        _bulk.items = None
+    if items:
+        transaction.on_commit(lambda: _send_many(items))
+
+
+def _send_many(items: list[tuple[str, dict[str, Any]]]) -> None:
+    if _outbox.put(*items[0]):  # a web event loop is running here: its outbox sends them in order
+        for group, message in items[1:]:
+            _outbox.put(group, message)
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all() -> None:
+        for group, message in items:
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # one failed publish must not stop the others
+                log.exception("publish_failed", group=group)
+
+    async_to_sync(send_all)()
 
 
 async def publish_now(group: str, frame: dict[str, Any]) -> None:

@@ -46,7 +46,12 @@ def sidebar_rooms(*, user: User, workspace_id: int) -> list[dict[str, Any]]:
     from mathia.chat.models import Message
 
     unread = (
-        Message.objects.filter(room=OuterRef("room_id"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True)
+        Message.objects.filter(
+            Message.visible_q(user.pk),
+            room=OuterRef("room_id"),
+            seq__gt=OuterRef("last_read_seq"),
+            deleted_at__isnull=True,
+        )
         .exclude(author=user)
         .order_by()
         .values("room")

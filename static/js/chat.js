@@ -151,6 +151,7 @@
       case "room.member_joined": case "room.member_left": if (state.current === frame.room_id && !$("context").hidden) renderContext(); break;
       case "error": if (!waiter) showError(frame.message); break;
     }
+    for (const hook of hooks.frame) hook(frame);
   }
 
   function upsert(message, version) {
@@ -524,6 +525,7 @@
       const action = event.target.closest("button")?.dataset.action;
       if (action) onMessageAction(action, message);
     });
+    for (const hook of hooks.message) hook(node, message);
     return node;
   }
 
@@ -729,6 +731,7 @@
         if (await confirm_(`Leave ${room.name}?`)) api("POST", `/api/rooms/${room.id}/leave`).catch((e) => showError(e.message));
       } })));
     }
+    for (const hook of hooks.context) hook(items, room);
     body.replaceChildren(...items);
   }
 
@@ -832,9 +835,17 @@
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error((data.error && data.error.message) || `Request failed (${response.status})`);
+    if (!response.ok) {
+      const error = new Error((data.error && data.error.message) || `Request failed (${response.status})`);
+      error.detail = data.error || {}; // code and extra fields (a clarifying question's options)
+      throw error;
+    }
     return data;
   }
+
+  // --- Hooks for other scripts (static/js/reminders.js): frames, drawn messages, the context panel.
+  const hooks = { frame: [], message: [], context: [] };
+  window.MathiaChat = { hooks, api, el, state, showError, rerender: () => renderMessages({ keepBottom: true }) };
 
   // --- Start --------------------------------------------------------------------------
   for (const summary of boot.rooms) roomState(summary);
