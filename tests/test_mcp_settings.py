@@ -199,7 +199,8 @@ def test_the_pages_are_sections_of_settings_for_the_right_people(client: Any) ->
     Membership.objects.filter(workspace=workspace).exclude(user=ada).update(role="member")
     client.force_login(bob)
     page = client.get("/settings/tokens").content.decode()
-    assert 'data-section="tokens"' in page and 'aria-current="page"' in page
+    assert 'data-section="tokens"' in page
+    assert 'aria-current="page"' in page
     # Bob owns his own default workspace, so he administers one: he sees MCP servers too.
     assert 'data-section="mcp"' in page
     assert 'data-section="profile"' in page
