@@ -141,11 +141,13 @@ def prepare_mathia(clients: int, rooms: int, redis_url: str, data_dir: Path) -> 
 import json
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.cached_db import SessionStore
+from django.utils import timezone
 from mathia.accounts.models import User
 from mathia.rooms.models import Room, RoomMembership
 from mathia.workspaces.models import Membership, Workspace
+now = timezone.now()  # onboarded: the app (and /ws/) is closed until then
 User.objects.bulk_create(
-    [User(email=f"bench{{i}}@example.com", display_name=f"Bench {{i}}") for i in range({clients})]
+    [User(email=f"bench{{i}}@example.com", display_name=f"Bench {{i}}", onboarded_at=now) for i in range({clients})]
 )
 users = list(User.objects.filter(email__startswith="bench").order_by("id"))
 workspace = Workspace.objects.create(name="Bench", slug="bench", owner=users[0])
