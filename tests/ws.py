@@ -14,6 +14,9 @@ from django.test import Client
 from mathia.asgi import application
 
 _refs = itertools.count(1)
+# How long a test waits for a frame that must come. Generous: it costs nothing when the frame
+# comes, and a loaded 2-core CI machine can take seconds for a first send (a 3 s wait flaked).
+WAIT = 10.0
 
 
 def session_cookie_sync(user: Any) -> str:
@@ -42,7 +45,7 @@ class Socket:
         await self.communicator.send_to(text_data=json.dumps(frame))
         return str(frame["ref"])
 
-    async def recv(self, timeout: float = 3) -> dict[str, Any]:
+    async def recv(self, timeout: float = WAIT) -> dict[str, Any]:
         if self.backlog:
             return self.backlog.pop(0)
         return await self._read(timeout)
@@ -50,7 +53,7 @@ class Socket:
     async def _read(self, timeout: float) -> dict[str, Any]:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
 
-    async def recv_until(self, type_: str, timeout: float = 3, **match: Any) -> dict[str, Any]:
+    async def recv_until(self, type_: str, timeout: float = WAIT, **match: Any) -> dict[str, Any]:
         """The next frame of ``type_`` (matching ``match``), skipping others (presence, typing...)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -61,7 +64,7 @@ class Socket:
             if frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items()):
                 return frame
 
-    async def request(self, frame: dict[str, Any], reply: str | None = None, timeout: float = 3) -> dict[str, Any]:
+    async def request(self, frame: dict[str, Any], reply: str | None = None, timeout: float = WAIT) -> dict[str, Any]:
         """Send ``frame`` and return the reply (or error) carrying the same ref."""
         ref = await self.send(frame)
         deadline = asyncio.get_running_loop().time() + timeout
