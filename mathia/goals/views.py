@@ -8,9 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
-from mathia.core.errors import InvalidInput
 from mathia.core.http import request_user
-from mathia.goals.actions import goal_profile_save, goal_profile_set_personalize
+from mathia.goals.actions import goal_profile_set_personalize
 from mathia.goals.selectors import goal_facts, goal_profile_for_user, goal_prompt_section
 from mathia.onboarding.forms import GoalsForm
 from mathia.usersettings.sections import render_section
@@ -29,21 +28,9 @@ def settings_goals(request: HttpRequest) -> HttpResponse:
         return redirect("settings_goals")
     if request.method == "POST":
         form = GoalsForm(request.POST)
-        if form.is_valid():
-            try:
-                goal_profile_save(
-                    user=user,
-                    goals=form.all_goals(),
-                    industry=form.cleaned_data["industry"],
-                    skills=form.skill_list(),
-                    experience_level=form.cleaned_data["experience_level"],
-                    help_with=form.cleaned_data["help_with"],
-                )
-            except InvalidInput as error:
-                form.add_app_error(error)
-            else:
-                messages.success(request, "Goals saved.")
-                return redirect("settings_goals")
+        if form.save_for(user):
+            messages.success(request, "Goals saved.")
+            return redirect("settings_goals")
     personalize = profile.personalize if profile is not None else True
     context = {
         "form": form,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 
@@ -10,6 +10,9 @@ from mathia.accounts.timezones import timezone_names
 from mathia.core.errors import InvalidInput
 from mathia.goals.models import ExperienceLevel
 from mathia.goals.selectors import GOAL_PRESETS
+
+if TYPE_CHECKING:
+    from mathia.accounts.models import User
 
 IMAGE_TYPES = "image/png,image/jpeg,image/gif,image/webp"
 
@@ -38,6 +41,26 @@ class ProfileForm(AppErrorsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         timezone_field: forms.ChoiceField = self.fields["timezone"]  # type: ignore[assignment]
         timezone_field.choices = [(name, name.replace("_", " ")) for name in sorted(timezone_names())]
+
+    def save_for(self, user: User) -> bool:
+        """Validate and save through ``user_update_details``; False with the errors on the form."""
+        from mathia.accounts.actions import user_update_details
+
+        if not self.is_valid():
+            return False
+        try:
+            user_update_details(
+                user=user,
+                display_name=self.cleaned_data["display_name"],
+                title=self.cleaned_data["title"],
+                timezone=self.cleaned_data["timezone"],
+                avatar=self.cleaned_data["avatar"] or None,
+                remove_avatar=self.cleaned_data["remove_avatar"],
+            )
+        except InvalidInput as error:
+            self.add_app_error(error)
+            return False
+        return True
 
 
 def _lines(value: str, *, split_commas: bool = False) -> list[str]:
@@ -78,6 +101,26 @@ class GoalsForm(AppErrorsMixin, forms.Form):
 
     def skill_list(self) -> list[str]:
         return _lines(self.cleaned_data["skills"], split_commas=True)
+
+    def save_for(self, user: User) -> bool:
+        """Validate and save through ``goal_profile_save``; False with the errors on the form."""
+        from mathia.goals.actions import goal_profile_save
+
+        if not self.is_valid():
+            return False
+        try:
+            goal_profile_save(
+                user=user,
+                goals=self.all_goals(),
+                industry=self.cleaned_data["industry"],
+                skills=self.skill_list(),
+                experience_level=self.cleaned_data["experience_level"],
+                help_with=self.cleaned_data["help_with"],
+            )
+        except InvalidInput as error:
+            self.add_app_error(error)
+            return False
+        return True
 
     def add_app_error(self, error: InvalidInput) -> None:
         if error.details.get("field") == "goals":

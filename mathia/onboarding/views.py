@@ -12,11 +12,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from mathia.accounts.actions import user_onboarding_move, user_update_details
+from mathia.accounts.actions import user_onboarding_move
 from mathia.accounts.models import User
 from mathia.core.errors import AppError, InvalidInput
 from mathia.core.http import request_user
-from mathia.goals.actions import goal_profile_save
 from mathia.goals.selectors import goal_profile_for_user
 from mathia.onboarding.actions import (
     invite_token_from,
@@ -141,20 +140,8 @@ def _profile(request: HttpRequest, user: User, invite: dict[str, Any] | None) ->
         form.fields["timezone"].widget.attrs["data-suggest-browser"] = "1"
     if not posted:
         return {"form": form, "user_avatar": bool(user.avatar)}
-    if form.is_valid():
-        try:
-            user_update_details(
-                user=user,
-                display_name=form.cleaned_data["display_name"],
-                title=form.cleaned_data["title"],
-                timezone=form.cleaned_data["timezone"],
-                avatar=form.cleaned_data["avatar"] or None,
-                remove_avatar=form.cleaned_data["remove_avatar"],
-            )
-        except InvalidInput as error:
-            form.add_app_error(error)
-        else:
-            return _advance(request, user, PROFILE, invite)
+    if form.save_for(user):
+        return _advance(request, user, PROFILE, invite)
     return {"form": form, "user_avatar": bool(user.avatar)}
 
 
@@ -164,20 +151,8 @@ def _goals(request: HttpRequest, user: User, invite: dict[str, Any] | None) -> H
     if "skip" in request.POST:
         return _advance(request, user, GOALS, invite)
     form = GoalsForm(request.POST)
-    if form.is_valid():
-        try:
-            goal_profile_save(
-                user=user,
-                goals=form.all_goals(),
-                industry=form.cleaned_data["industry"],
-                skills=form.skill_list(),
-                experience_level=form.cleaned_data["experience_level"],
-                help_with=form.cleaned_data["help_with"],
-            )
-        except InvalidInput as error:
-            form.add_app_error(error)
-        else:
-            return _advance(request, user, GOALS, invite)
+    if form.save_for(user):
+        return _advance(request, user, GOALS, invite)
     return {"form": form}
 
 

@@ -8,8 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods
 
-from mathia.accounts.actions import user_update_details
-from mathia.core.errors import InvalidInput
 from mathia.core.http import request_user
 from mathia.onboarding.forms import ProfileForm
 from mathia.usersettings.sections import render_section
@@ -30,21 +28,9 @@ def settings_profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(initial=initial)
     if request.method == "POST":
         form = ProfileForm(request.POST, request.FILES, initial=initial)
-        if form.is_valid():
-            try:
-                user_update_details(
-                    user=user,
-                    display_name=form.cleaned_data["display_name"],
-                    title=form.cleaned_data["title"],
-                    timezone=form.cleaned_data["timezone"],
-                    avatar=form.cleaned_data["avatar"] or None,
-                    remove_avatar=form.cleaned_data["remove_avatar"],
-                )
-            except InvalidInput as error:
-                form.add_app_error(error)
-            else:
-                messages.success(request, "Profile saved.")
-                return redirect("settings_profile")
+        if form.save_for(user):
+            messages.success(request, "Profile saved.")
+            return redirect("settings_profile")
     context = {
         "form": form,
         "user_avatar": bool(user.avatar),
