@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -287,3 +288,30 @@ def test_reminders_of_someone_removed_from_the_workspace_or_deactivated_are_canc
         assert reminder.status == Status.CANCELLED
         assert "no longer in this workspace" in reminder.last_error
     assert RoomMembership.objects.count() == memberships_before  # no private room made for Bob
+
+
+@pytest.mark.django_db
+def test_a_snoozed_reminder_that_had_failed_gets_its_tries_back() -> None:
+    from mathia.reminders.actions import reminder_snooze
+    from mathia.reminders.dispatcher import MAX_ATTEMPTS
+
+    workspace, (ada,) = make_team(1)
+    reminder = set_reminder(ada, workspace, due=NOW, text="file the report")
+    Reminder.objects.filter(pk=reminder.pk).update(status=Status.FAILED, attempts=MAX_ATTEMPTS)
+    snoozed = reminder_snooze(user=ada, reminder_id=reminder.pk, choice="1h", clock=FrozenClock(NOW))
+    assert (snoozed.status, snoozed.attempts) == (Status.SCHEDULED, 0)
+    assert dispatch_due(clock=FrozenClock(NOW + timedelta(hours=1, seconds=1))).delivered == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_of_recurring_reminders_moves_on_in_one_statement(django_assert_max_num_queries: Any) -> None:
+    workspace, (ada,) = make_team(1)
+    for i in range(12):
+        set_reminder(ada, workspace, due=NOW, text=f"stand-up {i}", rrule="FREQ=DAILY", tz="UTC")
+    dispatch_due(clock=FrozenClock(NOW), batch=2, max_rounds=1)  # warm: Mathia's user, the private room
+    # 17 queries for 10 reminders (reserve, lock, messages, deliveries, updates); a save per
+    # recurring reminder would add 10.
+    with django_assert_max_num_queries(18):
+        stats = dispatch_due(clock=FrozenClock(NOW), batch=10, max_rounds=1)
+    assert stats.delivered == 10
+    assert Reminder.objects.filter(due_at__gt=NOW, status=Status.SCHEDULED).count() == 12

@@ -17,6 +17,7 @@ from django.db import connection, connections
 from django.test import Client
 
 from mathia.accounts.models import User
+from mathia.core.errors import InvalidInput
 from mathia.wallet.actions import (
     IdempotencyConflict,
     InsufficientCredits,
@@ -104,7 +105,7 @@ def test_a_retry_with_the_same_key_charges_once_and_a_different_change_with_it_i
 @pytest.mark.parametrize("amount", [0, -5, 2.5, True, "10"])
 def test_amounts_must_be_whole_positive_credits(settings: Any, amount: Any) -> None:
     _, wallet = _empty_wallet(settings)
-    with pytest.raises(Exception, match="whole number of credits") as error:
+    with pytest.raises(InvalidInput, match="whole number of credits") as error:
         wallet_credit(wallet_id=wallet.pk, amount=amount, reason=EntryReason.STAFF_CREDIT, idempotency_key="k")
     assert getattr(error.value, "code", None) == "invalid"
     assert not LedgerEntry.objects.exists()

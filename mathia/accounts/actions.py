@@ -34,14 +34,6 @@ def user_register(*, user: User) -> User:
     return user
 
 
-def user_update_profile(*, user: User, display_name: str, timezone: str) -> User:
-    user.display_name = display_name.strip()
-    user.timezone = timezone
-    user.full_clean(exclude=["password"])
-    user.save(update_fields=["display_name", "timezone"])
-    return user
-
-
 def user_update_details(
     *,
     user: User,

@@ -12,7 +12,7 @@ from mathia.core.clock import Clock, system_clock
 from mathia.core.errors import AppError, NotFound
 from mathia.mcpbridge.models import AccessToken, ExternalServer, WorkspaceMcp
 from mathia.mcpbridge.tokens import looks_like_token, token_hash
-from mathia.workspaces.access import access_workspace_for_user, check_workspace_admin
+from mathia.workspaces.access import access_workspace_by_id_for_user, access_workspace_for_user, check_workspace_admin
 from mathia.workspaces.models import Membership
 
 if TYPE_CHECKING:
@@ -64,13 +64,10 @@ def authenticate_token(*, token: str, clock: Clock = system_clock) -> McpPrincip
         raise Unauthenticated("This access token has expired; create a new one.", code="token_expired")
     if not row.user.is_active:
         raise Unauthenticated("This access token's account is disabled.")
-    membership = (
-        Membership.objects.select_related("workspace")
-        .filter(workspace_id=row.workspace_id, user_id=row.user_id)
-        .first()
-    )
-    if membership is None:
-        raise Unauthenticated("This access token's owner is no longer in its workspace.")
+    try:
+        membership = access_workspace_by_id_for_user(user=row.user, workspace_id=row.workspace_id)
+    except NotFound:
+        raise Unauthenticated("This access token's owner is no longer in its workspace.") from None
     if not WorkspaceMcp.objects.filter(workspace_id=row.workspace_id, server_enabled=True).exists():
         raise McpDisabled(
             f"MCP is turned off for the workspace {row.workspace.name}; a workspace admin can turn it on in "

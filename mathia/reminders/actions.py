@@ -16,14 +16,14 @@ import structlog
 from django.db import transaction
 
 from mathia.core.clock import Clock, system_clock
-from mathia.core.errors import AppError, InvalidInput
+from mathia.core.errors import AppError, InvalidInput, NotFound
 from mathia.realtime.events import publish_on_commit, user_group
 from mathia.reminders.access import access_reminder_for_user
 from mathia.reminders.models import TEXT_MAX, Channel, Preferences, Reminder, Status
 from mathia.reminders.parsing import Clarify, Parsed, format_local, parse_request, parse_when
 from mathia.reminders.selectors import reminder_payload
 from mathia.rooms.access import access_room_for_user
-from mathia.workspaces.models import Membership
+from mathia.workspaces.access import access_workspace_by_id_for_user
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -70,12 +70,11 @@ def check_text(text: object) -> str:
 
 
 def _check_place(*, user: User, workspace_id: int, room_id: int | None) -> None:
-    if not Membership.objects.filter(workspace_id=workspace_id, user_id=user.pk).exists():
-        raise AppError("Workspace not found.", code="not_found", http_status=404)
+    access_workspace_by_id_for_user(user=user, workspace_id=workspace_id)
     if room_id is not None:
         access = access_room_for_user(user=user, room_id=room_id)
         if access.room.workspace_id != workspace_id:
-            raise AppError("Room not found.", code="not_found", http_status=404)
+            raise NotFound("Room not found.")
 
 
 def _channels(user_id: int) -> list[str]:
@@ -272,8 +271,9 @@ def reminder_snooze(
         reminder.due_at = due
         reminder.status = Status.SCHEDULED
         reminder.claim_token, reminder.claimed_until = "", None
+        reminder.attempts = 0  # a snoozed reminder that had failed gets its full set of tries again
         reminder.updated_at = now
-        reminder.save(update_fields=["due_at", "status", "claim_token", "claimed_until", "updated_at"])
+        reminder.save(update_fields=["due_at", "status", "claim_token", "claimed_until", "attempts", "updated_at"])
         _changed(reminder)
     return reminder
 

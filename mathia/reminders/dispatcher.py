@@ -267,9 +267,9 @@ def _deliver_all(reminders: list[Reminder], *, mathia: Any, now: datetime, worke
             last_error="",
             updated_at=now,
         )
-    for reminder in reminders:
-        if reminder.status != Status.SENT:
-            reminder.save(update_fields=_MOVED_ON)
+    recurring = [reminder for reminder in reminders if reminder.status != Status.SENT]
+    if recurring:  # one statement for the batch, not one per recurring reminder
+        Reminder.objects.bulk_update(recurring, _MOVED_ON)
     for reminder, delivery in zip(reminders, deliveries, strict=True):
         if Channel.NOTIFY.value in delivery.channels:
             frame = {
@@ -333,14 +333,16 @@ def _prefetch_places(*, now: datetime) -> int:
         known = _known_places.get(key)
         if known is not None and known[1] > fresh_until:
             continue
-        checked += 1
+        if checked >= PREFETCH_MAX:
+            break
         try:  # only a yes is remembered; a no is decided again at delivery
             access_room_for_user(user=reminder.owner, room_id=reminder.room_id or 0, need="write")
         except AppError:
             continue
+        # Count only what is now remembered: a refused check, counted, would keep an idle run
+        # from ever sleeping (it would check the same room again at once, over and over).
+        checked += 1
         _known_places[key] = (reminder.room_id or 0, _time.monotonic() + PLACE_SECONDS)
-        if checked >= PREFETCH_MAX:
-            break
     return checked
 
 

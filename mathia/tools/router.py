@@ -265,10 +265,14 @@ async def _has_permission(need: Permission, ctx: ToolContext) -> bool:
     return True
 
 
-def _workspace_role(user_id: int, workspace_id: int) -> str | None:
-    from mathia.workspaces.models import Membership
+def _workspace_role(user: User, workspace_id: int) -> str | None:
+    from mathia.core.errors import AppError
+    from mathia.workspaces.access import access_workspace_by_id_for_user
 
-    return Membership.objects.filter(user_id=user_id, workspace_id=workspace_id).values_list("role", flat=True).first()
+    try:
+        return str(access_workspace_by_id_for_user(user=user, workspace_id=workspace_id).role)
+    except AppError:
+        return None
 
 
 def _room_access(user: User, room_id: int) -> Any:

@@ -22,7 +22,10 @@
       chat.rerender(); // confirmations drawn before the list arrived get their Cancel
       // Reminders that fired while this person was away show now (newest last, at most three).
       for (const delivery of data.unseen.slice(0, 3).reverse()) dueToast(delivery);
-    } catch (error) { /* the bell stays empty; the next frame or reload tries again */ }
+    } catch (error) {
+      // Say so: an empty bell would read as "no reminders". The next frame or a reload tries again.
+      chat.showError(`Your reminders could not be loaded: ${error.message}`);
+    }
   }
 
   // --- The bell ----------------------------------------------------------------------------
