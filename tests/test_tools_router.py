@@ -466,8 +466,10 @@ class ExternalSource:
     def __init__(self, workspace_id: int, *, fail: bool = False) -> None:
         self.workspace_id, self.fail = workspace_id, fail
         self.calls: list[tuple[int, dict[str, Any]]] = []
+        self.listed = 0  # how often its tools were asked for (each costs a query for a real source)
 
     async def tools(self, workspace_id: int) -> list[ToolSpec]:
+        self.listed += 1
         if self.fail:
             raise ConnectionError("the server is down")
         if workspace_id != self.workspace_id:
@@ -524,5 +526,23 @@ async def test_a_source_adds_tools_per_workspace_through_the_same_router(team: d
         names = {s.name for s in await list_tools(ctx)}
         assert "ext_ticket_lookup" not in names
         assert "weather" in names
+    finally:
+        registry.remove_source(source.name)
+
+
+async def test_a_tool_resolved_once_is_not_looked_up_again(team: dict[str, Any]) -> None:
+    from mathia.tools.router import resolve
+
+    source = ExternalSource(team["workspace"].pk)
+    register_source(source)
+    try:
+        ctx = ctx_for(team)
+        spec = await resolve("ext_ticket_lookup", workspace_id=ctx.workspace_id)
+        assert spec is not None
+        assert source.listed == 1
+        assert (await invoke("ext_ticket_lookup", {"ticket": "T-9"}, ctx=ctx, spec=spec)).is_ok
+        assert source.listed == 1  # the runner and the MCP server pass what they resolved
+        assert (await invoke("ext_ticket_lookup", {"ticket": "T-9"}, ctx=ctx)).is_ok
+        assert source.listed == 2
     finally:
         registry.remove_source(source.name)

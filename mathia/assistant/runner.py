@@ -61,7 +61,7 @@ from mathia.chat.rendering import escape_markdown
 from mathia.core.redis import close_async_redis
 from mathia.realtime.events import DELIVER, encode, room_group, web_event_loop
 from mathia.tools.parser import parse_intent, parse_slash
-from mathia.tools.registry import ToolContext, ToolResult, ToolStatus
+from mathia.tools.registry import ToolContext, ToolResult, ToolSpec, ToolStatus
 from mathia.tools.router import invoke, list_tools, resolve
 
 log = structlog.get_logger(__name__)
@@ -456,8 +456,7 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
     await _model_loop(writer, chosen, prepared.prompt.request, dataclasses.replace(ctx, via="model"))
 
 
-async def _progress_line(ctx: ToolContext, name: str, arguments: object) -> str:
-    spec = await resolve(name, workspace_id=ctx.workspace_id)
+def _progress_line(spec: ToolSpec | None, name: str, arguments: object) -> str:
     if spec is None:
         return f"Using {name}…"
     try:
@@ -467,20 +466,14 @@ async def _progress_line(ctx: ToolContext, name: str, arguments: object) -> str:
 
 
 async def _run_tool(writer: AnswerWriter, ctx: ToolContext, name: str, arguments: object) -> ToolResult:
-    line = await _progress_line(ctx, name, arguments)
+    spec = await resolve(name, workspace_id=ctx.workspace_id)  # once: a source's tools cost a query
+    line = _progress_line(spec, name, arguments)
     await writer.status(tool=name, text=line, state="running")
-    result = await invoke(name, arguments, ctx=ctx)
+    result = await invoke(name, arguments, ctx=ctx, spec=spec)
     await writer.status(tool=name, text=line, state=result.status.value)
-    if ctx.shared_room and result.is_ok and await _is_private(ctx, name, result):
+    if ctx.shared_room and result.is_ok and (result.private or (spec is not None and spec.results_private)):
         result = await _send_privately(ctx, result)
     return result
-
-
-async def _is_private(ctx: ToolContext, name: str, result: ToolResult) -> bool:
-    if result.private:
-        return True
-    spec = await resolve(name, workspace_id=ctx.workspace_id)
-    return spec is not None and spec.results_private
 
 
 async def _send_privately(ctx: ToolContext, result: ToolResult) -> ToolResult:

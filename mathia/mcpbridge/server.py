@@ -136,7 +136,7 @@ async def _call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallTool
                     data={"problems": [{"field": "room_id", "message": "a positive integer is required"}]},
                 )
             )
-    result = await invoke(params.name, arguments, ctx=_context(principal, room_id=room_id))
+    result = await invoke(params.name, arguments, ctx=_context(principal, room_id=room_id), spec=spec)
     if result.code == "unknown_tool":
         # The protocol's answer to an unknown tool is an error, not a tool result.
         raise MCPError(types.INVALID_PARAMS, _unknown(params.name))

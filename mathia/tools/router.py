@@ -132,10 +132,14 @@ class _Call:
         return self.spec.secret_fields if self.spec is not None else frozenset()
 
 
-async def invoke(name: str, arguments: object, *, ctx: ToolContext) -> ToolResult:
-    """Run tool ``name`` with ``arguments`` for ``ctx.user``; always returns a :class:`ToolResult`."""
+async def invoke(name: str, arguments: object, *, ctx: ToolContext, spec: ToolSpec | None = None) -> ToolResult:
+    """Run tool ``name`` with ``arguments`` for ``ctx.user``; always returns a :class:`ToolResult`.
+
+    ``spec``: the tool as the caller already resolved it for ``ctx.workspace_id`` (a source's
+    tools cost a query to list), so it is not looked up twice.
+    """
     call = _Call(name=name, arguments=arguments, ctx=ctx, began=time.perf_counter())
-    call.spec = await resolve(name, workspace_id=ctx.workspace_id)
+    call.spec = spec if spec is not None and spec.name == name else await resolve(name, workspace_id=ctx.workspace_id)
     if call.spec is None:
         result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
     else:
