@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 
+from mathia.assistant.identity import forget_assistant_user
 from mathia.core.redis import get_redis
 from tests.helpers import assert_error, make_user  # noqa: F401  (re-exported for tests)
 
@@ -30,6 +31,14 @@ def _release_thread_connections(django_db_setup: None) -> Iterator[None]:
     """
     yield
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_assistant_account() -> Iterator[None]:
+    """Each test's database is emptied afterwards: the cached assistant account goes with it."""
+    forget_assistant_user()
+    yield
+    forget_assistant_user()
 
 
 @pytest.fixture(autouse=True)

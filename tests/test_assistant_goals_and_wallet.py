@@ -12,7 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from mathia.assistant.models import UsageRecord
+from mathia.assistant.models import AssistantRun, RunState, UsageRecord
 from mathia.goals.actions import goal_profile_save, goal_profile_set_personalize
 from mathia.testing.fake_llm import FakeLLMServer, Reply
 from mathia.wallet.actions import wallet_debit
@@ -213,6 +213,8 @@ async def test_a_wallet_too_low_for_a_call_makes_no_call_and_mathia_says_where_t
     assert f'href="/settings/wallet/{team["workspace"].slug}/"' in message["html"]
     assert llm.requests_for("anthropic") == []  # no call was made
     assert await database_sync_to_async(lambda: UsageRecord.objects.count())() == 0
+    run = await database_sync_to_async(lambda: AssistantRun.objects.get())()
+    assert (run.state, run.error_code) == (RunState.FAILED, "no_credits")
     await socket.close()
 
 
@@ -323,24 +325,3 @@ def test_the_check_counts_every_model_round_of_the_tool_loop(
     shortfall = wallet_shortfall(workspace_id=team["workspace"].pk)
     assert shortfall is not None
     assert (shortfall.balance, shortfall.needed) == (100, 108)
-
-
-def test_a_runner_can_refuse_an_unpaid_answer_right_before_the_model(
-    team: dict[str, Any], priced: None, llm: FakeLLMServer
-) -> None:
-    """For the tool router: free answers (commands) start; the model round is what is refused."""
-    from mathia.assistant.actions import assistant_answer_refuse_unpaid, assistant_answer_start
-    from mathia.assistant.models import AssistantRun, RunState
-    from mathia.chat.actions import message_send
-
-    trigger, _ = message_send(user=team["ada"], room_id=team["general"].pk, client_id="q9", body="a question")
-    started = assistant_answer_start(trigger_message_id=trigger["id"], asker_id=team["ada"].pk)
-    assert started is not None
-    assert assistant_answer_refuse_unpaid(run_id=started.run_id) is False  # enough credits: go on
-    wallet = _wallet(team)
-    wallet_debit(wallet_id=wallet.pk, amount=wallet.balance, reason=EntryReason.USAGE, idempotency_key="all")
-    assert assistant_answer_refuse_unpaid(run_id=started.run_id) is True
-    run = AssistantRun.objects.select_related("answer").get(pk=started.run_id)
-    assert (run.state, run.error_code) == (RunState.FAILED, "no_credits")
-    assert "does not have enough credits" in run.answer.body
-    assert not UsageRecord.objects.exists()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from mathia.assistant.buffer import buffer_clear, buffer_text
 from mathia.assistant.identity import assistant_direct_key, assistant_user
@@ -24,11 +24,11 @@ from mathia.assistant.models import AssistantRun, RunState, UsageRecord
 from mathia.chat.actions import internal_message_finish, internal_message_post
 from mathia.chat.models import Message, MessageStatus
 from mathia.core.clock import Clock, system_clock
-from mathia.core.errors import AppError, NotFound, PermissionDenied
+from mathia.core.errors import NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, send_on_commit
-from mathia.rooms.access import access_room_for_user
+from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.rooms.models import Room, RoomKind, RoomMembership
-from mathia.wallet.billing import wallet_bill_usage, wallet_refusal
+from mathia.wallet.billing import wallet_bill_usage
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -82,63 +82,45 @@ def _join_room(room: Room, mathia: User) -> None:
         )
 
 
-def assistant_answer_start(*, trigger_message_id: int, asker_id: int, clock: Clock = system_clock) -> StartedRun | None:
-    """Open an answer to ``trigger_message_id`` for ``asker_id``; None when there is nothing to do.
+def assistant_answer_open(
+    *, trigger: Message, asker: User, access: RoomAccess, clock: Clock = system_clock
+) -> StartedRun | None:
+    """Open the answer to ``trigger``, inside the transaction that stores it; None when busy.
 
-    The asker must still be able to write in the room (they may have left since sending).
-    When a concurrency limit is full, Mathia says so in the room instead.
+    The question, Mathia's "thinking" message and the run commit together: one transaction
+    and no second thread hop before the provider is asked, and a question is never stored
+    without its answer begun (or a redelivered start answered twice). ``access`` is the
+    asker's, checked for writing by the caller in this transaction. When a concurrency limit
+    is full, Mathia says so in the room instead.
+
+    The slot is taken in Redis before the rows are written; if the transaction then fails,
+    it is freed when its lease ends (``limits.LEASE_SECONDS``).
     """
-    from mathia.accounts.models import User
-
-    trigger = Message.objects.filter(pk=trigger_message_id, deleted_at__isnull=True).first()
-    asker = User.objects.filter(pk=asker_id, is_active=True).first()
-    if trigger is None or asker is None or AssistantRun.objects.filter(trigger=trigger).exists():
-        return None  # gone, or already answered (a redelivered task)
-    try:
-        access = access_room_for_user(user=asker, room_id=trigger.room_id, need="write")
-    except AppError:
-        return None
     mathia = assistant_user()
-    # The wallet is checked later, right before a model is called (assistant_answer_refuse_unpaid):
-    # slash commands and parsed intents need no model and stay free.
-    run_key = uuid.uuid4().hex
+    room = access.room
     try:
-        slot = slot_acquire(run_key=run_key, user_id=asker.pk, workspace_id=access.room.workspace_id, clock=clock)
+        slot = slot_acquire(run_key=uuid.uuid4().hex, user_id=asker.pk, workspace_id=room.workspace_id, clock=clock)
     except Busy as busy:
-        _post_busy(busy, trigger=trigger, room=access.room, mathia=mathia, clock=clock)
+        _post_busy(busy, trigger=trigger, room=room, mathia=mathia, clock=clock)
         return None
     try:
-        with transaction.atomic():
-            _join_room(access.room, mathia)
-            answer = internal_message_post(
-                author=mathia,
-                room_id=trigger.room_id,
-                body="",
-                status=MessageStatus.STREAMING,
-                reply_to_id=trigger.pk,
-                clock=clock,
-            )
-            now = clock.now()
-            run = AssistantRun.objects.create(
-                room_id=trigger.room_id,
-                asker=asker,
-                trigger=trigger,
-                answer=answer,
-                started_at=now,
-                heartbeat_at=now,
-            )
-    except IntegrityError:  # the same question started twice at once: one answer
-        slot_release(slot)
-        return None
+        _join_room(room, mathia)
+        answer = internal_message_post(
+            author=mathia, room_id=room.pk, body="", status=MessageStatus.STREAMING, reply_to=trigger, clock=clock
+        )
+        now = clock.now()
+        run = AssistantRun.objects.create(
+            room_id=room.pk, asker=asker, trigger=trigger, answer=answer, started_at=now, heartbeat_at=now
+        )
     except BaseException:
         slot_release(slot)
         raise
-    log.info("assistant_run_started", run_id=run.pk, room_id=trigger.room_id, user_id=asker.pk)
+    log.info("assistant_run_started", run_id=run.pk, room_id=room.pk, user_id=asker.pk)
     return StartedRun(
         run_id=run.pk,
         message_id=answer.pk,
-        room_id=trigger.room_id,
-        workspace_id=access.room.workspace_id,
+        room_id=room.pk,
+        workspace_id=room.workspace_id,
         asker_id=asker.pk,
         trigger_id=trigger.pk,
         slot=slot,
@@ -160,7 +142,7 @@ def _post_busy(busy: Busy, *, trigger: Message, room: Room, mathia: User, clock:
 
 
 def _post_note(text: str, *, trigger: Message, room: Room, mathia: User, clock: Clock) -> None:
-    """Mathia's short reply instead of an answer (busy, or no credits)."""
+    """Mathia's short reply instead of an answer (busy)."""
     with transaction.atomic():
         _join_room(room, mathia)
         internal_message_post(
@@ -168,7 +150,7 @@ def _post_note(text: str, *, trigger: Message, room: Room, mathia: User, clock: 
             room_id=trigger.room_id,
             body="_" + text + "_",
             status=MessageStatus.FAILED,
-            reply_to_id=trigger.pk,
+            reply_to=trigger,
             clock=clock,
         )
 
@@ -275,23 +257,6 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         first_token_ms=outcome.first_token_ms,
         total_ms=outcome.total_ms,
     )
-    return True
-
-
-def assistant_answer_refuse_unpaid(*, run_id: int, clock: Clock = system_clock) -> bool:
-    """Right before a started answer reaches a model: end it, saying why, if the wallet cannot pay.
-
-    True when the answer was ended (no model may be called for it). For a runner whose answer
-    may be served without a model (commands, parsed intents), so those stay free.
-    """
-    run = AssistantRun.objects.select_related("room__workspace").filter(pk=run_id).first()
-    if run is None:
-        return True
-    refusal = wallet_refusal(room=run.room)
-    if refusal is None:
-        return False
-    outcome = RunOutcome(state=RunState.FAILED, text="", note=refusal, error_code="no_credits")
-    assistant_answer_finish(run_id=run_id, outcome=outcome, clock=clock)
     return True
 
 

@@ -90,6 +90,8 @@ class BuiltPrompt:
     counter: TokenCounter
     history_included: int = 0
     sections: list[str] = field(default_factory=list)
+    #: Who wrote the messages the prompt includes (people other than the asker make it untrusted).
+    author_ids: frozenset[int] = frozenset()
 
 
 def _system_prompt(target: AnswerTarget, clock: Clock) -> str:
@@ -150,12 +152,15 @@ class ContextManager:
             .order_by("-seq")[:HISTORY_MESSAGES_MAX]
         )
         turns: list[tuple[str, str]] = []
+        authors: set[int] = set()
         for message in recent:  # newest first, until the budget is spent
             role, text = _turn_text(message, mathia_id)
             cost = count(text) + 4
             if turns and used + cost > self.budget_tokens:
                 break
             turns.append((role, text))
+            if message.author_id is not None:
+                authors.add(message.author_id)
             used += cost
         turns.reverse()
         merged = _merge_turns(turns)
@@ -168,6 +173,7 @@ class ContextManager:
             counter=self.counter,
             history_included=len(turns),
             sections=sections,
+            author_ids=frozenset(authors),
         )
 
 

@@ -75,6 +75,11 @@ def slot_acquire(*, run_key: str, user_id: int, workspace_id: int, clock: Clock 
     return Slot(run_key=run_key, keys=keys)
 
 
+def slot_of(*, run_key: str, user_id: int, workspace_id: int) -> Slot:
+    """The slot taken for ``run_key`` (by another process), to renew and release it here."""
+    return Slot(run_key=run_key, keys=_keys(user_id, workspace_id))
+
+
 def slot_renew(slots: list[Slot], *, clock: Clock = system_clock) -> None:
     if not slots:
         return

@@ -21,14 +21,34 @@ from mathia.assistant.llm.base import LLMError, LLMProvider, LLMRequest, StreamE
 from mathia.assistant.llm.chain import ProviderChain
 
 
+def _configured_names() -> list[str]:
+    """The network providers in ``LLM_PROVIDERS`` that have what they need, in order."""
+    names: list[str] = []
+    for name in settings.LLM_PROVIDERS:
+        if (name == "anthropic" and settings.ANTHROPIC_API_KEY) or (
+            name == "openai" and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL)
+        ):
+            names.append(name)
+    return names
+
+
+def primary_model() -> tuple[str, str]:
+    """The provider and model a prompt is budgeted for (the first configured), from settings alone."""
+    models = {"anthropic": settings.ANTHROPIC_MODEL, "openai": settings.OPENAI_MODEL}
+    names = _configured_names()
+    if names:
+        return names[0], models[names[0]]
+    return BuiltinAssistant.name, BuiltinAssistant.model
+
+
 def configured_models() -> list[LLMProvider]:
     """The real (network) providers that have what they need, in fallback order."""
     from mathia.assistant.llm.openai_provider import OpenAICompatibleProvider
 
     timeout = settings.LLM_FIRST_TOKEN_TIMEOUT
     providers: list[LLMProvider] = []
-    for name in settings.LLM_PROVIDERS:
-        if name == "anthropic" and settings.ANTHROPIC_API_KEY:
+    for name in _configured_names():
+        if name == "anthropic":
             providers.append(
                 AnthropicProvider(
                     api_key=settings.ANTHROPIC_API_KEY,
@@ -37,7 +57,7 @@ def configured_models() -> list[LLMProvider]:
                     timeout=timeout,
                 )
             )
-        elif name == "openai" and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL):
+        elif name == "openai":
             providers.append(
                 OpenAICompatibleProvider(
                     api_key=settings.OPENAI_API_KEY,  # empty for a local server: the provider fills in a placeholder
@@ -67,14 +87,6 @@ class AssistantProvider:
             else None
         )
         self.builtin = builtin
-
-    @property
-    def primary(self) -> tuple[str, str]:
-        """The provider and model the prompt is budgeted for."""
-        if self.chain is not None:
-            first = self.chain.providers[0]
-            return first.name, first.model
-        return BuiltinAssistant.name, BuiltinAssistant.model
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
         if self.chain is None:

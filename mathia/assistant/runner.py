@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from channels.db import database_sync_to_async
@@ -35,12 +35,10 @@ from mathia.assistant.actions import (
     RunOutcome,
     StartedRun,
     assistant_answer_finish,
-    assistant_answer_refuse_unpaid,
-    assistant_answer_start,
     assistant_runs_heartbeat,
 )
 from mathia.assistant.buffer import buffer_append
-from mathia.assistant.context import BuiltPrompt, ContextManager
+from mathia.assistant.context import AnswerTarget, BuiltPrompt, ContextManager
 from mathia.assistant.limits import slot_release, slot_renew
 from mathia.assistant.llm.base import (
     ChatTurn,
@@ -55,14 +53,20 @@ from mathia.assistant.llm.base import (
     Usage,
 )
 from mathia.assistant.models import RunState
-from mathia.assistant.providers import AssistantProvider, build_assistant_provider, close_providers
+from mathia.assistant.providers import AssistantProvider, build_assistant_provider, close_providers, primary_model
 from mathia.assistant.selectors import answer_target
 from mathia.chat.rendering import escape_markdown
+from mathia.core.errors import AppError
 from mathia.core.redis import close_async_redis
 from mathia.realtime.events import DELIVER, encode, room_group, web_event_loop
-from mathia.tools.parser import parse_intent, parse_slash
+from mathia.rooms.access import RoomAccess, access_room_for_user
+from mathia.tools.parser import IntentMatch, SlashMatch, parse_intent, parse_slash
 from mathia.tools.registry import ToolContext, ToolResult, ToolSpec, ToolStatus
 from mathia.tools.router import invoke, list_tools, resolve
+
+if TYPE_CHECKING:
+    from mathia.accounts.models import User
+    from mathia.chat.models import Message
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +107,7 @@ class AnswerWriter:
         self.separate = False  # put a paragraph break before this round's first text
         self.note = ""  # why the loop ended early, shown under the answer
         self.tool_error = ""  # the code of a failed tool call answered directly
+        self.refused = ""  # why no model was called (the wallet cannot pay)
         self.first_token_at: float | None = None
         self.stop_by: str | None = None
         self.task: asyncio.Task[None] | None = None
@@ -303,18 +308,29 @@ def _registry() -> _Registry:
     return registry
 
 
-def schedule_answer(*, trigger_message_id: int, asker_id: int) -> None:
-    """Start answering, from any thread: on the web event loop, else in a Celery worker."""
+def start_answer(started: StartedRun, *, trigger: Message, asker: User, access: RoomAccess) -> None:
+    """Start an answer opened in the transaction that just committed (from the committing thread).
+
+    The prompt is built here, with the question, the asker and their access in hand, so the
+    answer reaches the provider without another thread hop; the stream then runs on the web
+    event loop. Where none runs (a script, a task), a Celery worker answers instead.
+    """
     loop = web_event_loop()
     if loop is None:
         from mathia.assistant.tasks import answer_in_worker
 
-        answer_in_worker.delay(trigger_message_id, asker_id)
+        answer_in_worker.delay(started.run_id, started.slot.run_key)
         return
+    prepared: _Prepared | None
+    try:
+        prepared = prepare_answer(started, trigger=trigger, asker=asker, access=access)
+    except Exception:  # the runner prepares again, and ends the answer with a message if it fails too
+        log.exception("assistant_prepare_failed", run_id=started.run_id)
+        prepared = None
 
     def spawn() -> None:
         registry = _registry()
-        task = loop.create_task(run_answer(trigger_message_id=trigger_message_id, asker_id=asker_id))
+        task = loop.create_task(run_answer(started, prepared=prepared))
         registry.tasks.add(task)
         task.add_done_callback(registry.tasks.discard)
 
@@ -326,54 +342,66 @@ class _Prepared:
     prompt: BuiltPrompt
     asker: Any  # the User who asked: every tool runs as them
     text: str  # the asker's own message: the only text slash commands and the parser read
-    access: Any  # their RoomAccess, checked now
+    access: Any  # their RoomAccess, checked when the answer opened
     #: The prompt holds messages by other people: a model that read them may not call sensitive tools.
     untrusted: bool
     #: Others can read the room: private tool results go to the asker's private room instead.
     shared: bool
+    slash: SlashMatch | None  # a command the asker typed: answered by its tool, no model
+    intent: IntentMatch | None  # a request the parser is sure of: answered by its tool, no model
+    #: Why no model may be called (the wallet cannot pay), when the answer needs one.
+    refusal: str | None
 
 
-def _prepare(started: StartedRun, provider: AssistantProvider) -> _Prepared:
-    from mathia.assistant.context import HISTORY_MESSAGES_MAX
+def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access: RoomAccess) -> _Prepared:
+    """Everything an answer needs before it streams: the prompt, the route, the checks."""
     from mathia.assistant.identity import assistant_user
-    from mathia.chat.models import Message
-    from mathia.rooms.access import access_room_for_user
     from mathia.rooms.models import RoomKind, RoomMembership
+    from mathia.wallet.billing import wallet_refusal
 
-    target = answer_target(asker_id=started.asker_id, room_id=started.room_id, trigger_id=started.trigger_id)
-    name, model = provider.primary
-    prompt = ContextManager().build(target, provider=name, model=model)
-    access = access_room_for_user(user=target.asker, room_id=started.room_id, need="write")
-    recent = (
-        Message.objects.filter(room_id=started.room_id, seq__lte=target.trigger.seq, deleted_at__isnull=True)
-        .order_by("-seq")
-        .values_list("author_id", flat=True)[:HISTORY_MESSAGES_MAX]
-    )
+    room = access.room
+    name, model = primary_model()
+    prompt = ContextManager().build(AnswerTarget(asker=asker, room=room, trigger=trigger), provider=name, model=model)
     mathia_id = assistant_user().pk
-    others = set(recent) - {target.asker.pk, mathia_id}
+    others = prompt.author_ids - {asker.pk, mathia_id}
     # Whether others can read the answer: anyone in the workspace may preview a public room.
-    shared = access.room.kind == RoomKind.PUBLIC or (
-        RoomMembership.objects.filter(room_id=started.room_id)
-        .exclude(user_id__in=[target.asker.pk, mathia_id])
-        .exists()
+    shared = room.kind == RoomKind.PUBLIC or (
+        RoomMembership.objects.filter(room_id=room.pk).exclude(user_id__in=[asker.pk, mathia_id]).exists()
     )
+    slash = parse_slash(trigger.body)
+    intent = parse_intent(trigger.body) if slash is None else None
+    needs_model = slash is None and not (intent is not None and intent.sure)
     return _Prepared(
         prompt=prompt,
-        asker=target.asker,
-        text=target.trigger.body,
+        asker=asker,
+        text=trigger.body,
         access=access,
         untrusted=bool(others),
         shared=shared,
+        slash=slash,
+        intent=intent,
+        # No model call the workspace cannot pay for; commands and parsed intents stay free.
+        refusal=wallet_refusal(room=room) if needs_model else None,
     )
 
 
-async def run_answer(
-    *, trigger_message_id: int, asker_id: int, provider: AssistantProvider | None = None
-) -> int | None:
-    """Answer ``trigger_message_id`` for ``asker_id``; returns the run id (None if not started)."""
-    started = await _db(assistant_answer_start)(trigger_message_id=trigger_message_id, asker_id=asker_id)
-    if started is None:
-        return None
+class _AskerGone(Exception):
+    """Between the question and a worker's start, the asker lost the right to write in the room."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _prepare_again(started: StartedRun) -> _Prepared:
+    """For an answer started elsewhere (a worker) or whose first preparation failed."""
+    target = answer_target(asker_id=started.asker_id, room_id=started.room_id, trigger_id=started.trigger_id)
+    access = access_room_for_user(user=target.asker, room_id=started.room_id, need="write")
+    return prepare_answer(started, trigger=target.trigger, asker=target.asker, access=access)
+
+
+async def run_answer(started: StartedRun, *, prepared: _Prepared | None = None) -> int:
+    """Stream the answer of ``started`` to its room and write it once; returns the run id."""
     registry = _registry()
     writer = AnswerWriter(started, flush_seconds=settings.ASSISTANT_FLUSH_MS / 1000)
     registry.add(writer)
@@ -381,8 +409,12 @@ async def run_answer(
     state, note, error_code = RunState.DONE, "", ""
     prompt: BuiltPrompt | None = None
     try:
-        chosen = provider or build_assistant_provider()
-        prepared = await _db(_prepare)(started, chosen)
+        chosen = build_assistant_provider()
+        if prepared is None:
+            try:
+                prepared = await _db(_prepare_again)(started)
+            except AppError as error:
+                raise _AskerGone(error.code) from None
         prompt = prepared.prompt
         writer.task = asyncio.ensure_future(_answer(writer, chosen, prepared))
         if writer.stop_by is not None:  # stopped while the prompt was being built
@@ -395,12 +427,16 @@ async def run_answer(
                 raise
             state, note, error_code = RunState.STOPPED, f"Stopped by {escape_markdown(writer.stop_by)}.", "stopped"
         if state == RunState.DONE:
-            if writer.finish == "max_tokens":
+            if writer.refused:
+                state, note, error_code = RunState.FAILED, writer.refused, "no_credits"
+            elif writer.finish == "max_tokens":
                 note = "The answer reached its length limit."
             elif writer.note:
                 note = writer.note
             if writer.tool_error:
                 error_code = writer.tool_error[:32]
+    except _AskerGone as gone:
+        state, note, error_code = RunState.FAILED, "I stopped: you can no longer write in this room.", gone.code
     except LLMError as error:
         state, note, error_code = RunState.FAILED, _failure_note(error, bool(writer.parts)), error.kind
         log.warning("assistant_provider_failed", run_id=started.run_id, provider=error.provider, kind=error.kind)
@@ -438,7 +474,7 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
         untrusted_context=prepared.untrusted,
         shared_room=prepared.shared,
     )
-    slash = parse_slash(prepared.text)
+    slash, intent = prepared.slash, prepared.intent
     if slash is not None:
         if slash.arguments is None:
             writer.add_text(f"{slash.problem}\n\nUsage: `{slash.usage}`")
@@ -446,12 +482,11 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
             return
         await _direct(writer, dataclasses.replace(ctx, via="slash"), slash.tool, slash.arguments, usage=slash.usage)
         return
-    intent = parse_intent(prepared.text)
     if intent is not None and intent.sure:
         await _direct(writer, dataclasses.replace(ctx, via="intent"), intent.tool, intent.arguments)
         return
-    # No model call the workspace cannot pay for: this ends the run with Mathia's note.
-    if await _db(assistant_answer_refuse_unpaid)(run_id=started.run_id):
+    if prepared.refusal is not None:  # the run ends with Mathia's note saying where to top up
+        writer.refused = prepared.refusal
         return
     await _model_loop(writer, chosen, prepared.prompt.request, dataclasses.replace(ctx, via="model"))
 

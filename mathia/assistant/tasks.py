@@ -9,16 +9,21 @@ from celery import shared_task
 from mathia.assistant.actions import assistant_runs_reap
 
 
-# acks_late off: a redelivered answer would ask the provider twice (and the start is
-# idempotent per question anyway); a worker lost mid-answer is the reaper's.
+# acks_late off: a redelivered answer would ask the provider twice (the run is opened once,
+# with its question, and this only streams it); a worker lost mid-answer is the reaper's.
 @shared_task(name="assistant.answer_in_worker", ignore_result=True, acks_late=False)
-def answer_in_worker(trigger_message_id: int, asker_id: int) -> None:
+def answer_in_worker(run_id: int, run_key: str) -> None:
     """Answer from a worker: used when the message was sent where no event loop runs."""
     from mathia.assistant.runner import close_loop_resources, run_answer
+    from mathia.assistant.selectors import started_run
+
+    started = started_run(run_id=run_id, run_key=run_key)
+    if started is None:  # finished already (the reaper) or gone
+        return
 
     async def answer() -> None:
         try:
-            await run_answer(trigger_message_id=trigger_message_id, asker_id=asker_id)
+            await run_answer(started)
         finally:
             await close_loop_resources()
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mathia.assistant.identity import assistant_direct_key, assistant_user, mentions_assistant
+from mathia.core.clock import Clock, system_clock
 from mathia.rooms.models import Room
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
+    from mathia.chat.models import Message
+    from mathia.rooms.access import RoomAccess
 
 
 def assistant_answer_wanted(*, user: User, room: Room, body: str) -> bool:
@@ -35,8 +38,18 @@ def assistant_stop_deleted_answer(*, message_id: int, by: str) -> None:
     stop(message_id=message_id, by=by)
 
 
-def assistant_schedule_answer(*, trigger_message_id: int, asker_id: int) -> None:
-    """Start the answer to a committed message (called after commit, from any thread)."""
-    from mathia.assistant.runner import schedule_answer  # the runner imports chat, which imports this
+def assistant_answer_begin(*, trigger: Message, asker: User, access: RoomAccess, clock: Clock = system_clock) -> None:
+    """Open the answer to ``trigger`` in the transaction storing it; it starts once that commits.
 
-    schedule_answer(trigger_message_id=trigger_message_id, asker_id=asker_id)
+    The start builds the prompt in the committing thread, with the question, the asker and
+    their access in hand, then hands the answer to the event loop (see ``runner.start_answer``).
+    """
+    from django.db import transaction
+
+    # The runner imports chat, which imports this module: import where used.
+    from mathia.assistant.actions import assistant_answer_open
+    from mathia.assistant.runner import start_answer
+
+    started = assistant_answer_open(trigger=trigger, asker=asker, access=access, clock=clock)
+    if started is not None:
+        transaction.on_commit(lambda: start_answer(started, trigger=trigger, asker=asker, access=access))

@@ -15,10 +15,10 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from mathia.assistant.identity import assistant_user, mentions_assistant
+from mathia.assistant.identity import assistant_user, count_assistant_mentions
 from mathia.assistant.triggers import (
+    assistant_answer_begin,
     assistant_answer_wanted,
-    assistant_schedule_answer,
     assistant_stop_deleted_answer,
 )
 from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, MessageStatus, Reaction
@@ -92,11 +92,14 @@ def _next_version(room_id: int) -> int:
 def _mentionable(room_id: int, body: str) -> list[Mentionable]:
     if "@" not in body:  # most messages mention no one: skip loading the member list
         return []
-    members = [
-        Mentionable(user_id=uid, name=name)
-        for uid, name in RoomMembership.objects.filter(room_id=room_id).values_list("user_id", "user__display_name")
-    ]
-    if mentions_assistant(body):  # @mathia is mentionable in every room, member or not (yet)
+    assistant_mentions = count_assistant_mentions(body)
+    members = []
+    if body.count("@") > assistant_mentions:  # someone other than @mathia may be named
+        members = [
+            Mentionable(user_id=uid, name=name)
+            for uid, name in RoomMembership.objects.filter(room_id=room_id).values_list("user_id", "user__display_name")
+        ]
+    if assistant_mentions:  # @mathia is mentionable in every room, member or not (yet)
         mathia = assistant_user()
         members.append(Mentionable(user_id=mathia.pk, name=mathia.name))
     return members
@@ -117,7 +120,9 @@ def message_send(
     after a lost acknowledgement) and broadcasts nothing.
     """
     client_id = check_client_id(client_id)
-    existing = Message.objects.filter(author=user, client_id=client_id).values_list("pk", "room_id").first()
+    # order_by(): the model's ordering (room, seq) would join the rooms table for nothing.
+    found = Message.objects.filter(author=user, client_id=client_id).order_by().values_list("pk", "room_id")[:1]
+    existing = next(iter(found), None)
     if existing is not None:
         if existing[1] != room_id:
             raise InvalidInput("That client_id was already used for a message in another room.", field="client_id")
@@ -156,18 +161,18 @@ def message_send(
                 version=version,
                 created_at=clock.now(),
             )
-            if rendered.mentioned_user_ids:
-                message.mentions.set(rendered.mentioned_user_ids)
+            if rendered.mentioned_user_ids:  # a new message: insert, without .set()'s read of the current ones
+                Mention = Message.mentions.through
+                Mention.objects.bulk_create(
+                    [Mention(message_id=message.pk, user_id=uid) for uid in rendered.mentioned_user_ids]
+                )
             RoomMembership.objects.filter(room_id=room_id, user=user, last_read_seq__lt=message.seq).update(
                 last_read_seq=message.seq
             )
             payload = new_message_payload(message, mentions=rendered.mentioned_user_ids)
             _publish_message("message.new", payload)
             if assistant_answer_wanted(user=user, room=access.room, body=body):
-                message_id = message.pk
-                transaction.on_commit(
-                    lambda: assistant_schedule_answer(trigger_message_id=message_id, asker_id=user.pk)
-                )
+                assistant_answer_begin(trigger=message, asker=user, access=access, clock=clock)
     except IntegrityError:
         # The same client_id raced in from another tab or process: return the winner.
         winner = Message.objects.filter(author=user, client_id=client_id).values_list("pk", flat=True).first()
@@ -264,6 +269,7 @@ def internal_message_post(
     body: str,
     status: str = MessageStatus.DONE,
     reply_to_id: int | None = None,
+    reply_to: Message | None = None,
     clock: Clock = system_clock,
     visible_to_id: int | None = None,
     card: dict[str, Any] | None = None,
@@ -271,25 +277,30 @@ def internal_message_post(
     """Post as the assistant, with no access check: the caller checked the asker's access.
 
     Used inside the caller's transaction; the event goes out after it commits. With
-    ``visible_to_id`` only that person sees it (and only their tabs hear of it).
+    ``visible_to_id`` only that person sees it (and only their tabs hear of it). A reply
+    names the message it answers by id, or passes it (with its author loaded): then the
+    payload needs no query.
     """
     rendered = render_markdown(body) if body else None
     version = _next_version(room_id)
+    fields: dict[str, Any] = {"reply_to": reply_to} if reply_to is not None else {"reply_to_id": reply_to_id}
     message = Message.objects.create(
         room_id=room_id,
         author=author,
         body=body,
         body_html=rendered.html if rendered else "",
-        reply_to_id=reply_to_id,
         status=status,
         seq=version,
         version=version,
         created_at=clock.now(),
         visible_to_id=visible_to_id,
         card=card or {},
+        **fields,
     )
-    # A new message with no reply has no reactions or mentions to load: no query for its payload.
-    payload = new_message_payload(message, mentions=[]) if reply_to_id is None else message_payload_by_id(message.pk)
+    # A new message has no reactions or mentions to load: no query for its payload, unless it
+    # replies to a message given only by id.
+    fresh = reply_to_id is None or reply_to is not None
+    payload = new_message_payload(message, mentions=[]) if fresh else message_payload_by_id(message.pk)
     _publish_message("message.new", payload)
     return message
 
