@@ -18,6 +18,8 @@ from mathia.accounts.models import User
 from mathia.assistant.identity import assistant_user, mentions_assistant
 from mathia.assistant.models import AssistantRun, RunState, UsageRecord
 from mathia.chat.models import Message
+from mathia.core.redis import get_redis
+from mathia.realtime.events import pubsub_channel, room_group
 from mathia.rooms.models import Room, RoomKind, RoomMembership
 from mathia.testing.fake_llm import FakeLLMServer, Reply
 from tests.chat_helpers import make_chat_team
@@ -205,6 +207,45 @@ async def test_anthropic_answer_streams_coalesced_and_is_stored_once_with_usage(
     assert request.body["messages"][-1] == {"role": "user", "content": "Ada: summarise the thread please"}
     for socket in sockets:
         await socket.close()
+
+
+@pytest.mark.parametrize("layer", ["core", "pubsub_without_direct_publish"])
+async def test_answers_stream_through_any_channel_layer(
+    team: dict[str, Any], llm: FakeLLMServer, settings: Any, layer: str
+) -> None:
+    """Chunks go out with the buffer's script on the pub/sub layer; any other layer gets group_send."""
+    config = settings.CHANNEL_LAYERS["default"]
+    if layer == "core":
+        config = {**config, "BACKEND": "channels_redis.core.RedisChannelLayer"}
+    else:  # the same layer on a URL spelled differently: this process must not publish for it
+        config = {**config, "CONFIG": {**config["CONFIG"], "hosts": [{"address": settings.REDIS_URL}]}}
+    settings.CHANNEL_LAYERS = {"default": config}
+    assert pubsub_channel(room_group(1)) is None
+    text = " ".join(f"part{i}" for i in range(30))
+    llm.enqueue(Reply(text=text, tokens_per_second=200))
+    general = team["general"]
+    sockets = [await subscribed(team["ada"], general), await subscribed(team["bob"], general)]
+    await ask(sockets[0], general, "@mathia go")
+    for socket in sockets:
+        _, chunks, final = await answer_frames(socket, general)
+        assert [c["chunk"] for c in chunks] == list(range(1, len(chunks) + 1))
+        assert "".join(c["delta"] for c in chunks) == text
+        assert final["message"]["body"] == text
+        await socket.close()
+
+
+async def test_a_redis_that_forgot_the_buffer_script_loads_it_again(team: dict[str, Any], llm: FakeLLMServer) -> None:
+    assert pubsub_channel(room_group(1)) is not None  # the default: chunks published by the script
+    llm.enqueue(Reply(text=" ".join(f"w{i}" for i in range(20)), tokens_per_second=100))
+    general = team["general"]
+    socket = await subscribed(team["ada"], general)
+    await database_sync_to_async(lambda: get_redis().script_flush())()  # as after a Redis restart
+    await ask(socket, general, "@mathia go")
+    _, chunks, final = await answer_frames(socket, general)
+    assert chunks
+    assert chunks[0]["chunk"] == 1
+    assert "".join(c["delta"] for c in chunks) == final["message"]["body"]
+    await socket.close()
 
 
 async def test_openai_compatible_endpoint_answers(team: dict[str, Any], llm: FakeLLMServer, settings: Any) -> None:

@@ -1,16 +1,18 @@
 """The text of answers being written, in Redis, for members who arrive mid-answer.
 
-Every flush of streamed text appends to the buffer and bumps its chunk counter in one
-transaction, before the chunk is broadcast. A client that loads the message mid-answer gets
-the text so far with its chunk number and applies only later chunks: no gap, no repeat.
-The database gets the whole text once, when the answer ends.
+Every flush of streamed text appends to the buffer and records its chunk number in one
+script, which also broadcasts the chunk (see ``writer.py``). A client that loads the
+message mid-answer gets the text so far with its chunk number and applies only later
+chunks: no gap, no repeat. The database gets the whole text once, when the answer ends.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from mathia.core.redis import get_async_redis, get_redis, redis_key
@@ -28,28 +30,59 @@ def _keys(message_id: int) -> tuple[str, str]:
     return redis_key("stream", message_id, "text"), redis_key("stream", message_id, "chunks")
 
 
-# KEYS: text, chunk counter; ARGV: the text, the TTL. One script instead of a MULTI of four
-# commands: a flush is the hottest Redis call of a stream (measured 240 -> 138 µs of CPU).
+@dataclass(frozen=True)
+class StreamChunk:
+    """One flush of an answer: its text, its number, and the frame announcing it to ``group``."""
+
+    message_id: int
+    text: str
+    chunk: int
+    group: str
+    message: dict[str, str]  # the channel-layer message carrying the frame
+
+
+# KEYS: text, chunk counter; ARGV: the text, its chunk number, the TTL, the channel to publish
+# the frame on ('' for none) and the frame. The buffer holds the text before anyone hears of it.
 _APPEND = """
 redis.call('APPEND', KEYS[1], ARGV[1])
-local chunk = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-return chunk
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[4] ~= '' then
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return 1
 """
 _APPEND_SHA = hashlib.sha1(_APPEND.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
-async def buffer_append(message_id: int, text: str) -> int:
-    """Append ``text``; returns its chunk number (1, 2, ...)."""
-    text_key, count_key = _keys(message_id)
+async def buffer_append_many(
+    chunks: list[StreamChunk], *, channels: list[str | None], payloads: list[bytes | None]
+) -> list[bool]:
+    """Append each chunk's text and record its number, in one round trip; whether each was stored.
+
+    With a ``channels`` entry, the same script publishes its ``payloads`` entry there (the
+    channel layer's own encoding of ``chunk.message``), so the frame and the text are one step.
+    Each answer's chunks are numbered by its one writer, so the number needs no reply first.
+    """
     client = get_async_redis()
-    args = (text_key, count_key, text.encode(), BUFFER_TTL_SECONDS)
-    try:
-        chunk = await client.evalsha(_APPEND_SHA, 2, *args)  # type: ignore[misc, arg-type]
-    except NoScriptError:  # the first call on this server (or after a restart / SCRIPT FLUSH)
-        chunk = await client.eval(_APPEND, 2, *args)  # type: ignore[misc, arg-type]
-    return int(chunk)
+    calls = []
+    for chunk, channel, payload in zip(chunks, channels, payloads, strict=True):
+        text_key, count_key = _keys(chunk.message_id)
+        publish = (channel, payload) if channel is not None and payload is not None else ("", b"")
+        calls.append((text_key, count_key, chunk.text.encode(), chunk.chunk, BUFFER_TTL_SECONDS, *publish))
+    results = await _run_scripts(client, calls)
+    if any(isinstance(result, NoScriptError) for result in results):
+        # The first flush on this server (or after a restart / SCRIPT FLUSH): no call ran.
+        await client.script_load(_APPEND)
+        results = await _run_scripts(client, calls)
+    return [not isinstance(result, Exception) for result in results]
+
+
+async def _run_scripts(client: aioredis.Redis, calls: Sequence[tuple[object, ...]]) -> list[object]:
+    pipe = client.pipeline(transaction=False)
+    for args in calls:
+        pipe.evalsha(_APPEND_SHA, 2, *args)  # type: ignore[arg-type]
+    return list(await pipe.execute(raise_on_error=False))
 
 
 def buffer_snapshots(message_ids: list[int]) -> dict[int, Snapshot]:

@@ -21,7 +21,6 @@ import dataclasses
 import json
 import time
 import weakref
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,28 +36,23 @@ from mathia.assistant.actions import (
     assistant_answer_finish,
     assistant_runs_heartbeat,
 )
-from mathia.assistant.buffer import buffer_append
 from mathia.assistant.context import AnswerTarget, BuiltPrompt, ContextManager
 from mathia.assistant.limits import slot_release, slot_renew
 from mathia.assistant.llm.base import (
     ChatTurn,
-    Finish,
     LLMError,
     LLMRequest,
-    ProviderInfo,
-    StreamEvent,
-    TextDelta,
-    ToolCall,
     ToolOutput,
     Usage,
 )
 from mathia.assistant.models import RunState
 from mathia.assistant.providers import AssistantProvider, build_assistant_provider, close_providers, primary_model
 from mathia.assistant.selectors import answer_target
+from mathia.assistant.writer import AnswerWriter
 from mathia.chat.rendering import escape_markdown
 from mathia.core.errors import AppError
 from mathia.core.redis import close_async_redis
-from mathia.realtime.events import DELIVER, encode, room_group, web_event_loop
+from mathia.realtime.events import web_event_loop
 from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.tools.parser import IntentMatch, SlashMatch, parse_intent, parse_slash
 from mathia.tools.registry import ToolContext, ToolResult, ToolSpec, ToolStatus
@@ -71,174 +65,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 10.0
-FLUSH_SIZE_CHARS = 2000  # flush at once past this much pending text
 TOOL_RESULT_MAX_CHARS = 8000  # of one tool result fed back to the model
 
 
 def _db(func: Any) -> Any:
     return database_sync_to_async(func, thread_sensitive=False)
-
-
-class AnswerWriter:
-    """Coalesces one answer's deltas into frames, in order, from one flusher task."""
-
-    def __init__(self, started: StartedRun, *, flush_seconds: float) -> None:
-        self.started = started
-        self.flush_seconds = flush_seconds
-        self.parts: list[str] = []
-        self.pending: list[str] = []
-        self.pending_chars = 0
-        self.chunks = 0
-        self.flushed = False  # the first delta goes out at once; later ones are coalesced
-        self.flush_failed = False
-        self.last_flush = 0.0
-        self.done = False
-        self.wake = asyncio.Event()
-        self.provider = ""
-        self.model = ""
-        self.usage: Usage | None = None  # of the current round with the model
-        self.finish: str | None = None
-        # The tool-calling loop: tokens of the rounds already finished, this round's calls and text.
-        self.rounds_input_tokens = 0
-        self.rounds_output_tokens = 0
-        self.rounds = 0
-        self.round_calls: list[ToolCall] = []
-        self.round_start = 0  # index in parts where this round's text starts
-        self.separate = False  # put a paragraph break before this round's first text
-        self.note = ""  # why the loop ended early, shown under the answer
-        self.tool_error = ""  # the code of a failed tool call answered directly
-        self.refused = ""  # why no model was called (the wallet cannot pay)
-        self.first_token_at: float | None = None
-        self.stop_by: str | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.flusher = asyncio.ensure_future(self._flush_forever())
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    @property
-    def round_text(self) -> str:
-        return "".join(self.parts[self.round_start :])
-
-    def add_text(self, text: str) -> None:
-        if not text:
-            return
-        if self.first_token_at is None:
-            self.first_token_at = time.monotonic()
-        # A lone surrogate (a split \\ud83d escape) cannot be stored or sent.
-        text = text.encode("utf-8", "replace").decode("utf-8")
-        if self.separate:
-            self.separate = False
-            if self.parts and not self.text.endswith("\n\n"):
-                text = "\n\n" + text.lstrip()
-        self.parts.append(text)
-        self.pending.append(text)
-        self.pending_chars += len(text)
-        self.wake.set()
-
-    def begin_round(self) -> None:
-        """Before each request to the model: the last round's usage is final, its calls are done."""
-        if self.usage is not None:
-            self.rounds_input_tokens += self.usage.input_tokens
-            self.rounds_output_tokens += self.usage.output_tokens
-        self.usage, self.finish = None, None
-        self.round_calls = []
-        self.round_start = len(self.parts)
-        self.separate = bool(self.parts)
-        self.rounds += 1
-
-    @property
-    def tokens_so_far(self) -> int:
-        current = (self.usage.input_tokens + self.usage.output_tokens) if self.usage else 0
-        return self.rounds_input_tokens + self.rounds_output_tokens + current
-
-    async def consume(self, events: AsyncIterator[StreamEvent]) -> None:
-        async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    self.add_text(event.text)
-                elif isinstance(event, ProviderInfo):
-                    self.provider, self.model = event.provider, event.model
-                elif isinstance(event, Usage):
-                    self.usage = event
-                elif isinstance(event, Finish):
-                    self.finish = event.reason
-                elif isinstance(event, ToolCall):
-                    self.round_calls.append(event)
-
-    async def status(self, *, tool: str, text: str, state: str) -> None:
-        """A live status line under the answer ("Checking the weather in Nairobi…"): not stored."""
-        frame = {
-            "type": "assistant.status",
-            "room_id": self.started.room_id,
-            "message_id": self.started.message_id,
-            "tool": tool,
-            "state": state,
-            "text": text,
-        }
-        try:
-            layer = get_channel_layer()
-            if layer is not None:
-                await layer.group_send(room_group(self.started.room_id), {"type": DELIVER, "text": encode(frame)})
-        except Exception:  # best effort, like the text frames
-            log.warning("assistant_status_failed", run_id=self.started.run_id, exc_info=True)
-
-    def stop(self, by: str) -> None:
-        """Cancel the provider stream; before it started, keep the request for when it would."""
-        if self.stop_by is None:
-            self.stop_by = by
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-
-    async def close(self) -> None:
-        """Send what is pending and end the flusher."""
-        self.done = True
-        self.wake.set()
-        try:
-            await self.flusher
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # the run itself is being cancelled, not just the flusher
-
-    async def _flush_forever(self) -> None:
-        while True:
-            await self.wake.wait()
-            self.wake.clear()
-            if self.pending and self.flushed and not self.done and self.pending_chars < FLUSH_SIZE_CHARS:
-                delay = self.last_flush + self.flush_seconds - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if self.pending:
-                await self._flush()
-            if self.done and not self.pending:
-                return
-
-    async def _flush(self) -> None:
-        text = "".join(self.pending)
-        self.pending.clear()
-        self.pending_chars = 0
-        self.flushed = True
-        self.last_flush = time.monotonic()
-        started = self.started
-        try:
-            chunk = await buffer_append(started.message_id, text)
-            frame = {
-                "type": "message.stream",
-                "room_id": started.room_id,
-                "message_id": started.message_id,
-                "chunk": chunk,
-                "delta": text,
-            }
-            layer = get_channel_layer()
-            if layer is not None:
-                await layer.group_send(room_group(started.room_id), {"type": DELIVER, "text": encode(frame)})
-            self.chunks = chunk
-        except Exception:  # live delivery is best effort: the final text still reaches the database
-            if not self.flush_failed:  # once per answer, not once per delta
-                self.flush_failed = True
-                log.exception("assistant_flush_failed", run_id=started.run_id)
 
 
 @dataclass

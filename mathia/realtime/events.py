@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -40,6 +41,27 @@ def user_group(user_id: int) -> str:
 
 def workspace_group(workspace_id: int) -> str:
     return f"workspace.{workspace_id}"
+
+
+_PUBSUB_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+def pubsub_channel(group: str) -> str | None:
+    """The Redis channel on which the pub/sub layer delivers ``group``, if this process may publish there.
+
+    That is when the layer is channels_redis's pub/sub layer on one server, the one
+    ``REDIS_URL`` names: a script run on that server can then publish a frame itself (the
+    streamed answers do, in the round trip that buffers their text). The name is the
+    layer's own scheme (``{prefix}__group__{group}``, channels_redis 4), pinned by the lock
+    file and checked end to end by the streaming tests. None means: use ``group_send``.
+    """
+    config: dict[str, Any] = settings.CHANNEL_LAYERS.get("default", {})
+    if config.get("BACKEND") != _PUBSUB_LAYER:
+        return None
+    options: dict[str, Any] = config.get("CONFIG", {})
+    if options.get("hosts") != [settings.REDIS_URL] or options.get("symmetric_encryption_keys"):
+        return None
+    return f"{options.get('prefix', 'asgi')}__group__{group}"
 
 
 def encode(frame: dict[str, Any]) -> str:
