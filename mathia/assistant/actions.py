@@ -216,20 +216,22 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
         )
         if not claimed:
             return False
-        run = AssistantRun.objects.select_related("room").get(pk=run_id)
-        if not Message.objects.filter(pk=run.answer_id, deleted_at__isnull=False).exists():  # deleted mid-answer
+        answer_id, room_id, asker_id, workspace_id, deleted_at = AssistantRun.objects.values_list(
+            "answer_id", "room_id", "asker_id", "room__workspace_id", "answer__deleted_at"
+        ).get(pk=run_id)
+        if deleted_at is None:  # not deleted mid-answer
             internal_message_finish(
-                message_id=run.answer_id,
-                room_id=run.room_id,
+                message_id=answer_id,
+                room_id=room_id,
                 body=_answer_body(outcome),
                 status=_MESSAGE_STATUS[RunState(outcome.state)],
             )
         if outcome.provider:
             usage = UsageRecord.objects.create(
-                run=run,
-                user_id=run.asker_id,
-                workspace_id=run.room.workspace_id,
-                room_id=run.room_id,
+                run_id=run_id,
+                user_id=asker_id,
+                workspace_id=workspace_id,
+                room_id=room_id,
                 provider=outcome.provider,
                 model=outcome.model,
                 input_tokens=outcome.input_tokens,
@@ -245,7 +247,6 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 created_at=now,
             )
             wallet_bill_usage(usage=usage)  # in this transaction: no usage is left unbilled
-        answer_id = run.answer_id
         transaction.on_commit(lambda: buffer_clear(answer_id))
     log.info(
         "assistant_run_finished",
