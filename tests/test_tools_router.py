@@ -468,7 +468,7 @@ class ExternalSource:
         self.calls: list[tuple[int, dict[str, Any]]] = []
         self.listed = 0  # how often its tools were asked for (each costs a query for a real source)
 
-    async def tools(self, workspace_id: int) -> list[ToolSpec]:
+    def tools(self, workspace_id: int) -> list[ToolSpec]:
         self.listed += 1
         if self.fail:
             raise ConnectionError("the server is down")

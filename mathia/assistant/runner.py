@@ -56,7 +56,7 @@ from mathia.realtime.events import web_event_loop
 from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.tools.parser import IntentMatch, SlashMatch, parse_intent, parse_slash
 from mathia.tools.registry import ToolContext, ToolResult, ToolSpec, ToolStatus
-from mathia.tools.router import invoke, list_tools, resolve
+from mathia.tools.router import invoke, list_tools, resolve, source_tools
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -182,6 +182,8 @@ class _Prepared:
     intent: IntentMatch | None  # a request the parser is sure of: answered by its tool, no model
     #: Why no model may be called (the wallet cannot pay), when the answer needs one.
     refusal: str | None
+    #: The tools external sources offer in this workspace, read here for the model's request.
+    source_tools: list[ToolSpec]
 
 
 def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access: RoomAccess) -> _Prepared:
@@ -213,6 +215,7 @@ def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access
         intent=intent,
         # No model call the workspace cannot pay for; commands and parsed intents stay free.
         refusal=wallet_refusal(room=room) if needs_model else None,
+        source_tools=source_tools(room.workspace_id) if needs_model else [],
     )
 
 
@@ -319,7 +322,9 @@ async def _answer(writer: AnswerWriter, chosen: AssistantProvider, prepared: _Pr
     if prepared.refusal is not None:  # the run ends with Mathia's note saying where to top up
         writer.refused = prepared.refusal
         return
-    await _model_loop(writer, chosen, prepared.prompt.request, dataclasses.replace(ctx, via="model"))
+    await _model_loop(
+        writer, chosen, prepared.prompt.request, dataclasses.replace(ctx, via="model"), prepared.source_tools
+    )
 
 
 def _progress_line(spec: ToolSpec | None, name: str, arguments: object) -> str:
@@ -380,12 +385,18 @@ _TOOLS_GUIDE = (
 )
 
 
-async def _model_loop(writer: AnswerWriter, chosen: AssistantProvider, request: LLMRequest, ctx: ToolContext) -> None:
+async def _model_loop(
+    writer: AnswerWriter,
+    chosen: AssistantProvider,
+    request: LLMRequest,
+    ctx: ToolContext,
+    from_sources: list[ToolSpec],
+) -> None:
     """The model answers, calling tools through the router, in a loop bounded by steps, tokens and time."""
     steps, token_budget = settings.ASSISTANT_TOOL_STEPS, settings.ASSISTANT_TOOL_TOKENS
     deadline = time.monotonic() + settings.ASSISTANT_TOOL_SECONDS
     if chosen.chain is not None:
-        specs = await list_tools(ctx)
+        specs = await list_tools(ctx, from_sources=from_sources)
         if specs:
             request = dataclasses.replace(
                 request,

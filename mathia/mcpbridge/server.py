@@ -34,7 +34,7 @@ from mathia.core.errors import AppError, RateLimited, as_app_error
 from mathia.core.ratelimit import Rate, check_rate
 from mathia.mcpbridge.access import McpPrincipal, authenticate_token
 from mathia.tools.registry import Permission, ToolContext, ToolResult, ToolSpec, registry
-from mathia.tools.router import invoke, list_tools, resolve
+from mathia.tools.router import invoke, list_tools, resolve, source_tools
 
 log = structlog.get_logger(__name__)
 
@@ -87,15 +87,9 @@ async def mcp_tool_specs(principal: McpPrincipal) -> list[ToolSpec]:
     room is checked then, by the router, for that room.
     """
     ctx = _context(principal)
-    specs = {spec.name: spec for spec in await list_tools(ctx)}
-    room_tools = [spec for spec in registry.tools() if spec.model_visible and _is_room_tool(spec)]
-    for source in registry.sources():
-        try:
-            room_tools.extend(
-                s for s in await source.tools(principal.workspace_id) if s.model_visible and _is_room_tool(s)
-            )
-        except Exception:
-            log.warning("tool_source_failed", source=source.name, exc_info=True)
+    from_sources = await database_sync_to_async(source_tools, thread_sensitive=False)(principal.workspace_id)
+    specs = {spec.name: spec for spec in await list_tools(ctx, from_sources=from_sources)}
+    room_tools = [s for s in [*registry.tools(), *from_sources] if s.model_visible and _is_room_tool(s)]
     for spec in room_tools:
         specs.setdefault(spec.name, spec)
     return sorted(specs.values(), key=lambda spec: spec.name)

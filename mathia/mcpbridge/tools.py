@@ -48,10 +48,8 @@ def router_tool_name(server_name: str, tool_name: str) -> str | None:
 class ExternalMcpTools:
     name = "mcp"
 
-    async def tools(self, workspace_id: int) -> Sequence[ToolSpec]:
-        from channels.db import database_sync_to_async
-
-        rows = await database_sync_to_async(_enabled_tools, thread_sensitive=False)(workspace_id)
+    def tools(self, workspace_id: int) -> Sequence[ToolSpec]:
+        rows = _enabled_tools(workspace_id)
         specs = []
         seen: set[str] = set()
         for tool in rows:

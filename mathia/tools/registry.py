@@ -374,12 +374,14 @@ class ToolSource(Protocol):
 
     ``tools`` lists the tools enabled in ``workspace_id`` (names unique across the registry,
     e.g. prefixed ``mcp_<server>_``); keep it fast (read from the database or a cache, not the
-    network). Their ``handler`` is called through the router like any other.
+    network). It is synchronous, called in a worker thread: the assistant lists tools while it
+    builds the prompt, in the thread that stored the question, so that no thread hop stands
+    between the question and the model. Their ``handler`` is called through the router like any other.
     """
 
     name: str
 
-    async def tools(self, workspace_id: int) -> Sequence[ToolSpec]: ...
+    def tools(self, workspace_id: int) -> Sequence[ToolSpec]: ...
 
 
 # --- the registry ---------------------------------------------------------------------------

@@ -85,28 +85,39 @@ async def resolve(name: str, *, workspace_id: int) -> ToolSpec | None:
     spec = registry.get(name)
     if spec is not None:
         return spec
+    if not registry.sources():
+        return None
+    found = await database_sync_to_async(source_tools, thread_sensitive=False)(workspace_id)
+    return next((candidate for candidate in found if candidate.name == name), None)
+
+
+def source_tools(workspace_id: int) -> list[ToolSpec]:
+    """The tools the sources offer in ``workspace_id`` (synchronous: they read the database)."""
+    specs: list[ToolSpec] = []
     for source in registry.sources():
         try:
-            for candidate in await source.tools(workspace_id):
-                if candidate.name == name:
-                    return candidate
+            specs.extend(source.tools(workspace_id))
         except Exception:  # a source that is down hides its tools; it does not break the others
             log.warning("tool_source_failed", source=source.name, exc_info=True)
-    return None
+    return specs
 
 
-async def list_tools(ctx: ToolContext, *, for_model: bool = True) -> list[ToolSpec]:
+async def list_tools(
+    ctx: ToolContext, *, for_model: bool = True, from_sources: list[ToolSpec] | None = None
+) -> list[ToolSpec]:
     """The tools ``ctx.user`` may call in ``ctx.workspace_id`` (static, then from sources).
 
     ``for_model`` keeps the ones offered to models and MCP clients (``model_visible``). Tools
-    whose permission the person lacks in this context are left out.
+    whose permission the person lacks in this context are left out. ``from_sources``: what
+    :func:`source_tools` returned for this workspace, when the caller already read it.
     """
-    specs = [spec for spec in registry.tools() if spec.model_visible or not for_model]
-    for source in registry.sources():
-        try:
-            specs.extend(s for s in await source.tools(ctx.workspace_id) if s.model_visible or not for_model)
-        except Exception:
-            log.warning("tool_source_failed", source=source.name, exc_info=True)
+    if from_sources is None:
+        from_sources = (
+            await database_sync_to_async(source_tools, thread_sensitive=False)(ctx.workspace_id)
+            if registry.sources()
+            else []
+        )
+    specs = [spec for spec in [*registry.tools(), *from_sources] if spec.model_visible or not for_model]
     allowed = []
     for spec in specs:
         if await _permission_problem(spec, ctx) is None:
