@@ -6,7 +6,7 @@ Measures, on this machine:
     app, ``mathia.celery``; prefork pool, concurrency 2, as ``make run`` starts it; broker:
     a private Redis), p50/p99 over ``--sends`` sequential sends;
 (b) ``loop.call_soon_threadsafe`` + ``create_task`` from another thread (what
-    ``mathia.assistant.runner.schedule_answer`` does from the thread that committed the
+    ``mathia.assistant.runner.start_answer`` does from the thread that committed the
     question) to the task's first line, on a uvloop loop, p50/p99;
 (c) how many 2-second answers each holds at once: 10 Celery tasks that ``time.sleep(2)``
     on that worker vs 10 (and 1,000) asyncio tasks that ``await asyncio.sleep(2)``: the
@@ -180,7 +180,7 @@ class LoopThread:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def schedule(self, coro_fn: Any, *args: Any) -> None:
-        """What ``schedule_answer`` does: hop onto the loop, create the task there."""
+        """What ``start_answer`` does: hop onto the loop, create the task there."""
 
         def spawn() -> None:
             task = self.loop.create_task(coro_fn(*args))

@@ -6,10 +6,11 @@ worker holds a whole process per answer and adds its queue hop before the first 
 (measured in docs/performance.md). Code with no event loop (a management command, a Celery
 task) falls back to the Celery task in ``tasks.py``, which runs the same coroutine.
 
-While it runs, an answer's text is coalesced and flushed to the room every
-``ASSISTANT_FLUSH_MS`` (the first delta at once): each flush appends to the Redis buffer,
-then goes out as one ``message.stream`` frame. The database is written at the start and
-once at the end. Stop requests reach the process running the answer on the control group;
+An answer is opened in the transaction that stores its question; ``start_answer`` then
+prepares it in the committing thread (``prepare_answer``) and hands it to the loop, so the
+provider is asked with no further thread hop. While it runs, its text goes to the room
+through ``writer.py`` (the first delta at once, then every ``ASSISTANT_FLUSH_MS``). The
+database is written at the start and once at the end. Stop requests reach the process running the answer on the control group;
 a heartbeat keeps the run's lease and lets the reaper finish runs whose process died.
 """
 
