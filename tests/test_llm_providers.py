@@ -447,6 +447,63 @@ async def test_an_unreachable_server_is_a_connection_error(provider: Any) -> Non
     assert error.message.startswith("Could not connect to")
 
 
+async def test_a_stall_mid_answer_longer_than_the_timeout_is_a_timeout(provider: Any, server: FakeLLMServer) -> None:
+    # The provider's timeout bounds each read, so it is also the longest silence tolerated in a stream.
+    slow = make_provider(api_of(provider), server, timeout=0.3)
+    server.enqueue(Reply(text="one two three four", stall_after=2))
+    try:
+        events, error = await collect(slow)
+    finally:
+        await slow.aclose()
+
+    assert text_of(events) == "one two"
+    assert error is not None
+    assert (error.kind, error.retryable) == ("timeout", True)
+    assert error.message.endswith("did not answer in time.")
+    stalled = server.requests[0]
+    assert await server.wait_for(lambda: stalled.disconnected)
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: bytes) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that reads a request's head, writes ``answer`` and hangs up; yields its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+@pytest.mark.parametrize("answer", [b"", b"HELLO THERE\r\n\r\n"], ids=["hangs-up", "not-http"])
+async def test_a_server_that_hangs_up_or_does_not_speak_http_is_a_connection_error(
+    provider: Any, answer: bytes
+) -> None:
+    # aiohttp raises ServerDisconnectedError, which the openai SDK's transport reports as a
+    # connect timeout, and ClientResponseError, which that SDK lets through unwrapped.
+    async with raw_server(answer) as url:
+        if api_of(provider) == "anthropic":
+            broken: Any = AnthropicProvider(SECRET_KEY, "claude-test", base_url=url, timeout=2)
+        else:
+            broken = OpenAICompatibleProvider(SECRET_KEY, "gpt-test", base_url=f"{url}/v1", timeout=2)
+        try:
+            events, error = await collect(broken)
+        finally:
+            await broken.aclose()
+
+    assert events == []
+    assert error is not None
+    assert (error.kind, error.retryable) == ("connection", True)
+    assert error.message.startswith("Could not connect to")
+
+
 # --- the chain: retries, fallback, timeouts -----------------------------------------------------
 async def test_chain_retries_a_rate_limit_after_retry_after(provider: Any, server: FakeLLMServer) -> None:
     server.enqueue(Reply(status=429, retry_after=2), Reply(text="Second time lucky"))
@@ -695,6 +752,37 @@ async def test_the_fake_server_streams_concurrently(
     assert {result.text for result in results} == {"a b c d"}
     assert len(server.requests) == 30
     assert time.monotonic() - started < 1.5
+
+
+async def test_one_provider_streams_hundreds_of_answers_at_once(provider: Any, server: FakeLLMServer) -> None:
+    # Each streaming answer holds a connection for its whole length: with aiohttp's default
+    # pool of 100 connections, the 101st answer would wait for one of the first to end.
+    answers = 150
+    server.reset(default=Reply(text="one two", stall_after=1))
+    started: list[str] = []
+    all_started = asyncio.Event()
+
+    async def hold_one_answer() -> None:
+        async with contextlib.aclosing(provider.stream(REQUEST)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    started.append(event.text)
+                    if len(started) == answers:
+                        all_started.set()
+                    await asyncio.Event().wait()  # keep the stream open until cancelled
+
+    tasks = [asyncio.create_task(hold_one_answer()) for _ in range(answers)]
+    try:
+        await asyncio.wait_for(all_started.wait(), 10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert started == ["one"] * answers
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert len(server.requests) == answers
+    assert await server.wait_for(lambda: all(request.disconnected for request in server.requests), timeout=5)
 
 
 # --- secrets --------------------------------------------------------------------------------------
