@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
@@ -32,6 +36,7 @@ from mathia.assistant.llm.base import (
 from mathia.assistant.llm.chain import AllProvidersFailed, ProviderChain
 from mathia.assistant.llm.openai_provider import OpenAICompatibleProvider
 from mathia.testing.fake_llm import FakeLLMServer, FakeToolCall, Reply, split_tokens
+from tests.processes import PROJECT_ROOT
 
 SECRET_KEY = "sk-test-NEVER-SHOW-3f9a27c1e8"
 ApiName = Literal["anthropic", "openai"]
@@ -823,3 +828,72 @@ async def test_the_key_never_reaches_errors_or_logs(
     assert "llm_attempt_failed" in caplog.text
     assert "Request options" in caplog.text
     assert SECRET_KEY not in caplog.text
+
+
+# --- start-up --------------------------------------------------------------------------------------
+#: Run in a fresh process: load the ASGI application as a web process does, then (given the
+#: argument "answer") answer once through every configured provider; print the SDKs loaded at
+#: start, the providers that answered and the SDKs the answers imported.
+_START_THEN_ANSWER = """
+import asyncio, json, sys
+import mathia.asgi
+from mathia.assistant.llm.base import ChatTurn, LLMRequest, generate
+
+SDKS = ("anthropic", "openai", "aiohttp")
+at_start = sorted(name for name in SDKS if name in sys.modules)
+before = set(sys.modules)
+
+async def answer():
+    from mathia.assistant.providers import configured_models
+    answered = []
+    for provider in configured_models():
+        result = await generate(provider, LLMRequest(system="", messages=[ChatTurn("user", "Hi")]))
+        answered.append(result.provider)
+        await provider.aclose()
+    return answered
+
+answered = asyncio.run(answer()) if sys.argv[1:] == ["answer"] else []
+by_answer = sorted({name.split(".")[0] for name in set(sys.modules) - before} & set(SDKS))
+print(json.dumps({"at_start": at_start, "answered": answered, "imported_by_answer": by_answer}))
+"""
+
+
+def test_a_web_process_loads_the_provider_sdks_at_start_not_on_the_first_answer(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    report = _start_then_answer(
+        {
+            "LLM_PROVIDERS": "anthropic,openai,builtin",
+            "ANTHROPIC_API_KEY": SECRET_KEY,
+            "ANTHROPIC_BASE_URL": server.anthropic_url,
+            "OPENAI_BASE_URL": server.openai_url,  # a local server: a base URL and no key
+        },
+        tmp_path,
+    )
+
+    assert report["answered"] == ["anthropic", "openai"]
+    assert report["at_start"] == ["aiohttp", "anthropic", "openai"]
+    assert report["imported_by_answer"] == []
+
+
+def test_a_web_process_without_a_model_does_not_load_the_sdks(tmp_path: Path) -> None:
+    # No key and no base URL: only the built-in assistant can answer.
+    report = _start_then_answer({"LLM_PROVIDERS": "anthropic,openai,builtin"}, tmp_path, answer=False)
+
+    assert report["at_start"] == []
+
+
+def _start_then_answer(environ: dict[str, str], tmp_path: Path, *, answer: bool = True) -> dict[str, Any]:
+    base = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _START_THEN_ANSWER, *(["answer"] if answer else [])],
+        cwd=PROJECT_ROOT,
+        env={**base, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report
