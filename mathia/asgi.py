@@ -12,9 +12,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from mathia.assistant.apps import preload_provider_sdks  # noqa: E402
 from mathia.mcpbridge.asgi import with_mcp_endpoint  # noqa: E402
 from mathia.realtime.auth import SessionAuthMiddleware  # noqa: E402
 from mathia.realtime.routing import websocket_urlpatterns  # noqa: E402
+
+# Answers run in this process: load the configured providers' SDKs now, not on the first answer.
+preload_provider_sdks()
 
 application = ProtocolTypeRouter(
     {

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
+import subprocess
+import sys
 import time
 import traceback
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
@@ -32,6 +36,7 @@ from mathia.assistant.llm.base import (
 from mathia.assistant.llm.chain import AllProvidersFailed, ProviderChain
 from mathia.assistant.llm.openai_provider import OpenAICompatibleProvider
 from mathia.testing.fake_llm import FakeLLMServer, FakeToolCall, Reply, split_tokens
+from tests.processes import PROJECT_ROOT
 
 SECRET_KEY = "sk-test-NEVER-SHOW-3f9a27c1e8"
 ApiName = Literal["anthropic", "openai"]
@@ -447,6 +452,63 @@ async def test_an_unreachable_server_is_a_connection_error(provider: Any) -> Non
     assert error.message.startswith("Could not connect to")
 
 
+async def test_a_stall_mid_answer_longer_than_the_timeout_is_a_timeout(provider: Any, server: FakeLLMServer) -> None:
+    # The provider's timeout bounds each read, so it is also the longest silence tolerated in a stream.
+    slow = make_provider(api_of(provider), server, timeout=0.3)
+    server.enqueue(Reply(text="one two three four", stall_after=2))
+    try:
+        events, error = await collect(slow)
+    finally:
+        await slow.aclose()
+
+    assert text_of(events) == "one two"
+    assert error is not None
+    assert (error.kind, error.retryable) == ("timeout", True)
+    assert error.message.endswith("did not answer in time.")
+    stalled = server.requests[0]
+    assert await server.wait_for(lambda: stalled.disconnected)
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: bytes) -> AsyncIterator[str]:
+    """A server on 127.0.0.1 that reads a request's head, writes ``answer`` and hangs up; yields its URL."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{listening.sockets[0].getsockname()[1]}"
+    finally:
+        listening.close()
+        await listening.wait_closed()
+
+
+@pytest.mark.parametrize("answer", [b"", b"HELLO THERE\r\n\r\n"], ids=["hangs-up", "not-http"])
+async def test_a_server_that_hangs_up_or_does_not_speak_http_is_a_connection_error(
+    provider: Any, answer: bytes
+) -> None:
+    # aiohttp raises ServerDisconnectedError, which the openai SDK's transport reports as a
+    # connect timeout, and ClientResponseError, which that SDK lets through unwrapped.
+    async with raw_server(answer) as url:
+        if api_of(provider) == "anthropic":
+            broken: Any = AnthropicProvider(SECRET_KEY, "claude-test", base_url=url, timeout=2)
+        else:
+            broken = OpenAICompatibleProvider(SECRET_KEY, "gpt-test", base_url=f"{url}/v1", timeout=2)
+        try:
+            events, error = await collect(broken)
+        finally:
+            await broken.aclose()
+
+    assert events == []
+    assert error is not None
+    assert (error.kind, error.retryable) == ("connection", True)
+    assert error.message.startswith("Could not connect to")
+
+
 # --- the chain: retries, fallback, timeouts -----------------------------------------------------
 async def test_chain_retries_a_rate_limit_after_retry_after(provider: Any, server: FakeLLMServer) -> None:
     server.enqueue(Reply(status=429, retry_after=2), Reply(text="Second time lucky"))
@@ -697,6 +759,37 @@ async def test_the_fake_server_streams_concurrently(
     assert time.monotonic() - started < 1.5
 
 
+async def test_one_provider_streams_hundreds_of_answers_at_once(provider: Any, server: FakeLLMServer) -> None:
+    # Each streaming answer holds a connection for its whole length: with aiohttp's default
+    # pool of 100 connections, the 101st answer would wait for one of the first to end.
+    answers = 150
+    server.reset(default=Reply(text="one two", stall_after=1))
+    started: list[str] = []
+    all_started = asyncio.Event()
+
+    async def hold_one_answer() -> None:
+        async with contextlib.aclosing(provider.stream(REQUEST)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    started.append(event.text)
+                    if len(started) == answers:
+                        all_started.set()
+                    await asyncio.Event().wait()  # keep the stream open until cancelled
+
+    tasks = [asyncio.create_task(hold_one_answer()) for _ in range(answers)]
+    try:
+        await asyncio.wait_for(all_started.wait(), 10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert started == ["one"] * answers
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert len(server.requests) == answers
+    assert await server.wait_for(lambda: all(request.disconnected for request in server.requests), timeout=5)
+
+
 # --- secrets --------------------------------------------------------------------------------------
 async def test_the_key_never_reaches_errors_or_logs(
     anthropic_provider: AnthropicProvider,
@@ -735,3 +828,72 @@ async def test_the_key_never_reaches_errors_or_logs(
     assert "llm_attempt_failed" in caplog.text
     assert "Request options" in caplog.text
     assert SECRET_KEY not in caplog.text
+
+
+# --- start-up --------------------------------------------------------------------------------------
+#: Run in a fresh process: load the ASGI application as a web process does, then (given the
+#: argument "answer") answer once through every configured provider; print the SDKs loaded at
+#: start, the providers that answered and the SDKs the answers imported.
+_START_THEN_ANSWER = """
+import asyncio, json, sys
+import mathia.asgi
+from mathia.assistant.llm.base import ChatTurn, LLMRequest, generate
+
+SDKS = ("anthropic", "openai", "aiohttp")
+at_start = sorted(name for name in SDKS if name in sys.modules)
+before = set(sys.modules)
+
+async def answer():
+    from mathia.assistant.providers import configured_models
+    answered = []
+    for provider in configured_models():
+        result = await generate(provider, LLMRequest(system="", messages=[ChatTurn("user", "Hi")]))
+        answered.append(result.provider)
+        await provider.aclose()
+    return answered
+
+answered = asyncio.run(answer()) if sys.argv[1:] == ["answer"] else []
+by_answer = sorted({name.split(".")[0] for name in set(sys.modules) - before} & set(SDKS))
+print(json.dumps({"at_start": at_start, "answered": answered, "imported_by_answer": by_answer}))
+"""
+
+
+def test_a_web_process_loads_the_provider_sdks_at_start_not_on_the_first_answer(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    report = _start_then_answer(
+        {
+            "LLM_PROVIDERS": "anthropic,openai,builtin",
+            "ANTHROPIC_API_KEY": SECRET_KEY,
+            "ANTHROPIC_BASE_URL": server.anthropic_url,
+            "OPENAI_BASE_URL": server.openai_url,  # a local server: a base URL and no key
+        },
+        tmp_path,
+    )
+
+    assert report["answered"] == ["anthropic", "openai"]
+    assert report["at_start"] == ["aiohttp", "anthropic", "openai"]
+    assert report["imported_by_answer"] == []
+
+
+def test_a_web_process_without_a_model_does_not_load_the_sdks(tmp_path: Path) -> None:
+    # No key and no base URL: only the built-in assistant can answer.
+    report = _start_then_answer({"LLM_PROVIDERS": "anthropic,openai,builtin"}, tmp_path, answer=False)
+
+    assert report["at_start"] == []
+
+
+def _start_then_answer(environ: dict[str, str], tmp_path: Path, *, answer: bool = True) -> dict[str, Any]:
+    base = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _START_THEN_ANSWER, *(["answer"] if answer else [])],
+        cwd=PROJECT_ROOT,
+        env={**base, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return report

@@ -4,6 +4,11 @@ The SDKs put the response body in their exceptions' messages, and a provider's e
 body may repeat the key it was sent. So no SDK message is ever copied: the messages
 here are built from the status, headers and a few vetted fields only.
 
+Both SDKs talk HTTP through their aiohttp transport (``DefaultAioHttpClient``): it reads a
+stream for about half the CPU of httpx2's own transport. It still presents itself as an
+httpx2 client, so the SDKs wrap its failures as they wrap httpx2's; ``transport_error``
+reads the chain of causes to tell a timeout from a broken connection.
+
 The SDKs also build their stream-event models without validating them (any field may be
 None or of the wrong type), so the providers read every value through ``as_str`` and
 ``as_int``, which raise :class:`Malformed` instead of passing a wrong value on.
@@ -16,17 +21,26 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx2
 
 from .base import ErrorKind, LLMError
 
-#: Transport failures, raised by httpx2 (wrapped or not by the SDK) while connecting or reading.
-TRANSPORT_TIMEOUTS: tuple[type[BaseException], ...] = (httpx2.TimeoutException,)
+#: Connections one provider's client may hold open at once. A streaming answer holds one for its
+#: whole length, so this must stay above the answers a process may stream at once (the limit
+#: that should bind is ``ASSISTANT_MAX_TOTAL``, 400 by default); aiohttp's own default is 100.
+MAX_CONNECTIONS = 1000
+CONNECTION_LIMITS = httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+
+#: Transport failures, raised by aiohttp or httpx2 (wrapped or not by the SDK) while connecting or
+#: reading. ``TimeoutError`` covers aiohttp's timeouts (``ServerTimeoutError`` and its subclasses).
+TRANSPORT_TIMEOUTS: tuple[type[BaseException], ...] = (httpx2.TimeoutException, TimeoutError)
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
     httpx2.RequestError,
     OSError,
     anyio.EndOfStream,
@@ -119,14 +133,51 @@ def stream_error(*, provider: str, label: str, error_type: object) -> LLMError:
     return LLMError(kind, f"{label} reported an error mid-answer{suffix}.", provider=provider)
 
 
-def transport_error(*, provider: str, label: str, exc: BaseException, started: bool) -> LLMError | None:
-    """The error for a transport failure, or None if ``exc`` is not one."""
-    if isinstance(exc, TRANSPORT_TIMEOUTS):
+def timeout_config(seconds: float) -> httpx2.Timeout:
+    """``seconds`` for each read (the longest silence tolerated in a stream) and for a free
+    connection from the pool, at most 10 s to connect. The aiohttp transport passes them on as
+    ``sock_read``, ``connect`` and ``sock_connect``; it has no write timeout."""
+    return httpx2.Timeout(seconds, connect=min(seconds, 10.0))
+
+
+def transport_error(
+    *,
+    provider: str,
+    label: str,
+    exc: BaseException,
+    started: bool,
+    sdk_timeouts: tuple[type[BaseException], ...] = (),
+    sdk_errors: tuple[type[BaseException], ...] = (),
+) -> LLMError | None:
+    """The error for a transport failure, or None if ``exc`` is not one.
+
+    ``sdk_timeouts`` and ``sdk_errors`` are the SDK's own wrappers (``APITimeoutError``,
+    ``APIConnectionError``). Whether the failure was a timeout is decided by the innermost
+    known exception in the chain of causes, not by the outer type: the transport maps
+    aiohttp's exceptions to httpx2's, and the copy the ``openai`` SDK vendors maps every
+    ``aiohttp.ClientConnectionError`` (a refused connection, a server that hung up) to
+    ``httpx2.ConnectTimeout``, which the SDK raises as ``APITimeoutError``.
+    """
+    timeouts = (*TRANSPORT_TIMEOUTS, *sdk_timeouts)
+    errors = (*TRANSPORT_ERRORS, *sdk_errors)
+    if not isinstance(exc, timeouts + errors):
+        return None
+    # Innermost first; exc itself is one of them, so there is always one.
+    innermost = next(cause for cause in reversed(list(_causes(exc))) if isinstance(cause, timeouts + errors))
+    if isinstance(innermost, timeouts):
         return LLMError("timeout", f"{label} did not answer in time.", provider=provider)
-    if isinstance(exc, TRANSPORT_ERRORS):
-        message = f"The connection to {label} broke mid-answer." if started else f"Could not connect to {label}."
-        return LLMError("connection", message, provider=provider)
-    return None
+    message = f"The connection to {label} broke mid-answer." if started else f"Could not connect to {label}."
+    return LLMError("connection", message, provider=provider)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its explicit causes (``raise ... from``), outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
 
 
 def malformed_error(*, provider: str, label: str) -> LLMError:

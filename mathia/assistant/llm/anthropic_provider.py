@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import anthropic
-import httpx2
 import structlog
 from anthropic.types import (
     AssistantMessageParam,
@@ -52,24 +51,27 @@ class AnthropicProvider:
     The SDK's own retries are off (``max_retries=0``): retrying, with backoff and
     fallback to another provider, is :class:`~mathia.assistant.llm.chain.ProviderChain`'s
     job. ``timeout`` bounds connecting and each read, so it is also the longest silence
-    tolerated inside a stream. The client holds a connection pool bound to the event loop
-    that first uses it: make one provider per loop.
+    tolerated inside a stream. HTTP goes through the SDK's aiohttp transport (see
+    :mod:`._http`), whose connection pool (an aiohttp session) is bound to the event loop
+    that first uses it: make one provider per loop, and close it with :meth:`aclose`.
     """
 
     name = "anthropic"
 
     def __init__(self, api_key: str, model: str, *, base_url: str | None = None, timeout: float = 60.0) -> None:
         self.model = model
+        timeouts = _http.timeout_config(timeout)
         # An explicit base URL and key keep the SDK from reading ANTHROPIC_* variables or profiles itself.
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url or DEFAULT_BASE_URL,
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=timeouts,
             max_retries=0,
+            http_client=anthropic.DefaultAioHttpClient(timeout=timeouts, limits=_http.CONNECTION_LIMITS),
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool: the SDK closes the aiohttp client it was given."""
         await self._client.close()
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
@@ -137,16 +139,21 @@ def _translate(exc: Exception, *, provider: str, started: bool) -> LLMError | No
             headers=exc.response.headers,
             key_setting=KEY_SETTING,
         )
-    if isinstance(exc, anthropic.APITimeoutError):
-        return LLMError("timeout", f"{_LABEL} did not answer in time.", provider=provider)
     if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
         # ValueError: the SDK parses each event with json.loads, unguarded.
         return _http.malformed_error(provider=provider, label=_LABEL)
-    if isinstance(exc, anthropic.APIConnectionError):
-        return LLMError("connection", f"Could not connect to {_LABEL}.", provider=provider)
     if isinstance(exc, anthropic.CredentialsError):
         return LLMError("auth", f"{_LABEL} has no usable key; check {KEY_SETTING}.", provider=provider)
-    transport = _http.transport_error(provider=provider, label=_LABEL, exc=exc, started=started)
+    # The SDK wraps a failure to send the request (APITimeoutError, APIConnectionError); one
+    # while reading the stream comes through as the transport raised it.
+    transport = _http.transport_error(
+        provider=provider,
+        label=_LABEL,
+        exc=exc,
+        started=started,
+        sdk_timeouts=(anthropic.APITimeoutError,),
+        sdk_errors=(anthropic.APIConnectionError,),
+    )
     if transport is not None:
         return transport
     if isinstance(exc, anthropic.AnthropicError):

@@ -11,7 +11,6 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx2
 import openai
 import structlog
 from openai.types.chat import (
@@ -83,16 +82,18 @@ class OpenAICompatibleProvider:
         self._label = _LABELS.get(name, name)
         self._key_setting = key_setting
         self._official = base_url is None or base_url.rstrip("/") == DEFAULT_BASE_URL
+        timeouts = _http.timeout_config(timeout)
         # An explicit base URL keeps the SDK from reading OPENAI_BASE_URL itself.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or PLACEHOLDER_KEY,
             base_url=base_url or DEFAULT_BASE_URL,
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            timeout=timeouts,
             max_retries=0,
+            http_client=openai.DefaultAioHttpClient(timeout=timeouts, limits=_http.CONNECTION_LIMITS),
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool: the SDK closes the aiohttp client it was given."""
         await self._client.close()
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
@@ -164,21 +165,25 @@ class OpenAICompatibleProvider:
                 headers=exc.response.headers,
                 key_setting=self._key_setting,
             )
-        if isinstance(exc, openai.APITimeoutError):
-            return LLMError("timeout", f"{label} did not answer in time.", provider=provider)
-        if isinstance(exc, openai.APIConnectionError):
-            # The SDK wraps transport failures mid-stream too; the cause says which.
-            message = f"The connection to {label} broke mid-answer." if started else f"Could not connect to {label}."
-            return LLMError("connection", message, provider=provider)
+        # The SDK wraps transport failures, mid-stream too, as APITimeoutError or APIConnectionError;
+        # its aiohttp transport reports a refused or dropped connection as a timeout, so the
+        # cause decides (see _http.transport_error).
+        transport = _http.transport_error(
+            provider=provider,
+            label=label,
+            exc=exc,
+            started=started,
+            sdk_timeouts=(openai.APITimeoutError,),
+            sdk_errors=(openai.APIConnectionError,),
+        )
+        if transport is not None:
+            return transport
         if isinstance(exc, openai.APIResponseValidationError | ValueError):
             # ValueError: the SDK parses each chunk with json.loads, unguarded.
             return _http.malformed_error(provider=provider, label=label)
         if isinstance(exc, openai.APIError):
             # A `{"error": ...}` chunk inside the stream.
             return _http.stream_error(provider=provider, label=label, error_type=exc.code or exc.type)
-        transport = _http.transport_error(provider=provider, label=label, exc=exc, started=started)
-        if transport is not None:
-            return transport
         if isinstance(exc, openai.OpenAIError):
             return LLMError("upstream", f"{label} failed.", provider=provider)
         return None
