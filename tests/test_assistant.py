@@ -209,6 +209,21 @@ async def test_anthropic_answer_streams_coalesced_and_is_stored_once_with_usage(
         await socket.close()
 
 
+async def test_frames_come_at_most_once_per_flush_interval(
+    team: dict[str, Any], llm: FakeLLMServer, settings: Any
+) -> None:
+    settings.ASSISTANT_FLUSH_MS = 100
+    text = " ".join(f"t{i}" for i in range(60))
+    llm.enqueue(Reply(text=text, tokens_per_second=150))  # 0.4 s: about 4 ticks
+    general = team["general"]
+    socket = await subscribed(team["ada"], general)
+    await ask(socket, general, "@mathia go")
+    _, chunks, final = await answer_frames(socket, general)
+    assert "".join(c["delta"] for c in chunks) == text == final["message"]["body"]
+    assert 2 <= len(chunks) <= 8  # the first token at once, then one per tick, then the rest
+    await socket.close()
+
+
 @pytest.mark.parametrize("layer", ["core", "pubsub_without_direct_publish"])
 async def test_answers_stream_through_any_channel_layer(
     team: dict[str, Any], llm: FakeLLMServer, settings: Any, layer: str

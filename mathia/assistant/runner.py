@@ -10,8 +10,9 @@ An answer is opened in the transaction that stores its question; ``start_answer`
 prepares it in the committing thread (``prepare_answer``) and hands it to the loop, so the
 provider is asked with no further thread hop. While it runs, its text goes to the room
 through ``writer.py`` (the first delta at once, then every ``ASSISTANT_FLUSH_MS``). The
-database is written at the start and once at the end. Stop requests reach the process running the answer on the control group;
-a heartbeat keeps the run's lease and lets the reaper finish runs whose process died.
+database is written at the start and once at the end. Stop requests reach the process
+running the answer on the control group; a heartbeat keeps the run's lease and lets the
+reaper finish runs whose process died.
 """
 
 from __future__ import annotations

@@ -162,6 +162,7 @@ class StreamFlusher:
         self.urgent: dict[AnswerWriter, None] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.next_tick = 0.0  # loop time of the next tick (kept while no text is pending)
 
     def add(self, writer: AnswerWriter, *, urgent: bool) -> None:
         """``writer`` has text to send: at the next tick, or at once."""
@@ -185,18 +186,17 @@ class StreamFlusher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_tick = loop.time()
         while self.pending:
             self.wake.clear()
             now = loop.time()
             if self.urgent:
                 batch = list(self.urgent)
-            elif now >= next_tick:
+            elif now >= self.next_tick:
                 batch = list(self.pending)
-                next_tick = now + self.flush_seconds
+                self.next_tick = now + self.flush_seconds
             else:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(next_tick - now):
+                    async with asyncio.timeout(self.next_tick - now):
                         await self.wake.wait()
                 continue
             for writer in batch:
