@@ -883,6 +883,14 @@ def test_a_web_process_without_a_model_does_not_load_the_sdks(tmp_path: Path) ->
     assert report["at_start"] == []
 
 
+def test_a_web_process_loads_only_the_sdk_of_the_provider_it_uses(server: FakeLLMServer, tmp_path: Path) -> None:
+    report = _start_then_answer({"LLM_PROVIDERS": "openai,builtin", "OPENAI_BASE_URL": server.openai_url}, tmp_path)
+
+    assert report["answered"] == ["openai"]
+    assert report["at_start"] == ["aiohttp", "openai"]  # no anthropic: it is not configured
+    assert report["imported_by_answer"] == []
+
+
 def _start_then_answer(environ: dict[str, str], tmp_path: Path, *, answer: bool = True) -> dict[str, Any]:
     base = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
     done = subprocess.run(
@@ -897,3 +905,27 @@ def _start_then_answer(environ: dict[str, str], tmp_path: Path, *, answer: bool 
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
+
+
+async def test_a_provider_replaced_by_new_settings_closes_its_clients(
+    server: FakeLLMServer, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mathia.assistant import providers
+
+    monkeypatch.setattr(providers, "CLOSE_REPLACED_AFTER_SECONDS", 0.0)
+    settings.LLM_PROVIDERS = ["anthropic"]
+    settings.ANTHROPIC_API_KEY = SECRET_KEY
+    settings.ANTHROPIC_BASE_URL = server.anthropic_url
+    old = providers.build_assistant_provider()
+    assert providers.build_assistant_provider() is old  # cached while the settings stay
+    settings.ANTHROPIC_MODEL = "claude-other"
+    new = providers.build_assistant_provider()
+    assert new is not old
+    assert old.chain is not None
+    old_client = old.chain.providers[0]._client  # type: ignore[attr-defined]
+    for _ in range(50):
+        if old_client.is_closed():
+            break
+        await asyncio.sleep(0.02)
+    assert old_client.is_closed()
+    await providers.close_providers()

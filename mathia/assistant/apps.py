@@ -5,34 +5,23 @@ from __future__ import annotations
 import importlib
 
 from django.apps import AppConfig
-from django.conf import settings
 
-#: What the first answer through a network provider imports: the runner, ``providers`` (which
-#: imports both provider modules whichever are configured), the SDKs and aiohttp through them,
-#: and the part of the ``openai`` SDK its client loads on its first request.
-_ANSWER_MODULES = (
-    "mathia.assistant.runner",
-    "mathia.assistant.llm.anthropic_provider",
-    "mathia.assistant.llm.openai_provider",
-    "openai.resources.chat.chat",
-    "openai.resources.chat.completions.completions",
-)
+#: What the first answer through each network provider imports: its provider module (and the
+#: SDK and aiohttp through it), and for ``openai`` the part of the SDK its client loads on its
+#: first request.
+_ANSWER_MODULES = {
+    "anthropic": ("mathia.assistant.llm.anthropic_provider",),
+    "openai": (
+        "mathia.assistant.llm.openai_provider",
+        "openai.resources.chat.chat",
+        "openai.resources.chat.completions.completions",
+    ),
+}
 
 
 class AssistantConfig(AppConfig):
     name = "mathia.assistant"
     label = "assistant"
-
-
-def network_provider_configured() -> bool:
-    """Whether a provider in ``LLM_PROVIDERS`` has its key (or, for OpenAI-compatible servers, a
-    base URL): the test ``providers.configured_models`` applies, without building the clients,
-    which belong to the event loop that first uses them."""
-    return any(
-        (name == "anthropic" and settings.ANTHROPIC_API_KEY)
-        or (name == "openai" and (settings.OPENAI_API_KEY or settings.OPENAI_BASE_URL))
-        for name in settings.LLM_PROVIDERS
-    )
 
 
 def preload_provider_sdks() -> bool:
@@ -44,8 +33,13 @@ def preload_provider_sdks() -> bool:
     Processes that never answer (management commands, Beat) do not pay for it, nor does a
     web process with only the built-in assistant.
     """
-    if not network_provider_configured():
+    from mathia.assistant.providers import configured_provider_names
+
+    names = configured_provider_names()
+    if not names:
         return False
-    for module in _ANSWER_MODULES:
-        importlib.import_module(module)
+    importlib.import_module("mathia.assistant.runner")
+    for name in names:
+        for module in _ANSWER_MODULES[name]:
+            importlib.import_module(module)
     return True

@@ -16,13 +16,15 @@ from typing import Any
 from django.conf import settings
 
 from mathia.assistant.builtin import BuiltinAssistant
-from mathia.assistant.llm.anthropic_provider import AnthropicProvider
 from mathia.assistant.llm.base import LLMError, LLMProvider, LLMRequest, StreamEvent, TextDelta, ToolCall
 from mathia.assistant.llm.chain import ProviderChain
 
 
-def _configured_names() -> list[str]:
-    """The network providers in ``LLM_PROVIDERS`` that have what they need, in order."""
+def configured_provider_names() -> list[str]:
+    """The network providers in ``LLM_PROVIDERS`` that have what they need, in order.
+
+    From settings alone: it imports no SDK (each costs a second or two) and builds no client.
+    """
     names: list[str] = []
     for name in settings.LLM_PROVIDERS:
         if (name == "anthropic" and settings.ANTHROPIC_API_KEY) or (
@@ -35,7 +37,7 @@ def _configured_names() -> list[str]:
 def primary_model() -> tuple[str, str]:
     """The provider and model a prompt is budgeted for (the first configured), from settings alone."""
     models = {"anthropic": settings.ANTHROPIC_MODEL, "openai": settings.OPENAI_MODEL}
-    names = _configured_names()
+    names = configured_provider_names()
     if names:
         return names[0], models[names[0]]
     return BuiltinAssistant.name, BuiltinAssistant.model
@@ -43,12 +45,14 @@ def primary_model() -> tuple[str, str]:
 
 def configured_models() -> list[LLMProvider]:
     """The real (network) providers that have what they need, in fallback order."""
-    from mathia.assistant.llm.openai_provider import OpenAICompatibleProvider
-
+    # Each provider module is imported when used: an SDK costs a second or two to import, and
+    # a deployment uses one or none.
     timeout = settings.LLM_FIRST_TOKEN_TIMEOUT
     providers: list[LLMProvider] = []
-    for name in _configured_names():
+    for name in configured_provider_names():
         if name == "anthropic":
+            from mathia.assistant.llm.anthropic_provider import AnthropicProvider
+
             providers.append(
                 AnthropicProvider(
                     api_key=settings.ANTHROPIC_API_KEY,
@@ -58,6 +62,8 @@ def configured_models() -> list[LLMProvider]:
                 )
             )
         elif name == "openai":
+            from mathia.assistant.llm.openai_provider import OpenAICompatibleProvider
+
             providers.append(
                 OpenAICompatibleProvider(
                     api_key=settings.OPENAI_API_KEY,  # empty for a local server: the provider fills in a placeholder
@@ -128,11 +134,8 @@ _cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[tuple[Any, ..
 async def close_providers() -> None:
     """Close the SDK clients cached for the running loop."""
     cached = _cache.pop(asyncio.get_running_loop(), None)
-    if cached is not None and cached[1].chain is not None:
-        for provider in cached[1].chain.providers:
-            close = getattr(provider, "aclose", None)
-            if close is not None:
-                await close()
+    if cached is not None:
+        await _close_clients(cached[1])
 
 
 def build_assistant_provider() -> AssistantProvider:
@@ -147,4 +150,28 @@ def build_assistant_provider() -> AssistantProvider:
         return cached[1]
     provider = AssistantProvider(configured_models(), builtin="builtin" in settings.LLM_PROVIDERS)
     _cache[loop] = (key, provider)
+    if cached is not None:  # the settings changed: close the old clients once their answers end
+        task = loop.create_task(_close_when_idle(cached[1]))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
     return provider
+
+
+_closing: set[asyncio.Task[None]] = set()
+CLOSE_REPLACED_AFTER_SECONDS = 120.0  # longer than an answer streams
+
+
+async def _close_when_idle(provider: AssistantProvider) -> None:
+    """Close a replaced provider's SDK clients (an aiohttp session left open logs an error)."""
+    await asyncio.sleep(CLOSE_REPLACED_AFTER_SECONDS)
+    await _close_clients(provider)
+
+
+async def _close_clients(provider: AssistantProvider) -> None:
+    if provider.chain is None:
+        return
+    for model in provider.chain.providers:
+        close = getattr(model, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
