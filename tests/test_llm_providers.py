@@ -701,6 +701,34 @@ async def test_chain_idle_timeout_mid_answer(provider: Any, server: FakeLLMServe
     assert await server.wait_for(lambda: stalled.disconnected)
 
 
+async def test_chain_idle_timeout_counts_only_the_wait_for_the_provider(provider: Any, server: FakeLLMServer) -> None:
+    """A consumer slower than the timeout between events is not a silent provider."""
+    server.enqueue(Reply(text="one two three four five", tokens_per_second=100))
+    chain = ProviderChain([provider], idle_timeout=0.2)
+    texts = []
+    async with contextlib.aclosing(chain.stream(LLMRequest(system="", messages=[ChatTurn("user", "Hi")]))) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                texts.append(event.text)
+                await asyncio.sleep(0.3)  # longer than idle_timeout, between two reads
+    assert "".join(texts).split() == ["one", "two", "three", "four", "five"]
+
+
+async def test_stopping_the_consumer_is_not_reported_as_a_timeout(provider: Any, server: FakeLLMServer) -> None:
+    server.enqueue(Reply(text="word " * 50, tokens_per_second=50))
+    chain = ProviderChain([provider], idle_timeout=5.0)
+
+    async def consume() -> None:
+        async for _ in chain.stream(LLMRequest(system="", messages=[ChatTurn("user", "Hi")])):
+            pass
+
+    task = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 # --- closing and cancelling ---------------------------------------------------------------------
 async def test_cancelling_the_consumer_closes_the_upstream_request(provider: Any, server: FakeLLMServer) -> None:
     server.enqueue(Reply(text="word " * 100, tokens_per_second=50))
