@@ -209,6 +209,28 @@ async def test_anthropic_answer_streams_coalesced_and_is_stored_once_with_usage(
         await socket.close()
 
 
+async def test_a_reaction_to_an_answer_being_written_is_in_its_final_message(
+    team: dict[str, Any], llm: FakeLLMServer
+) -> None:
+    llm.enqueue(Reply(text=" ".join(f"w{i}" for i in range(30)), tokens_per_second=60))
+    general = team["general"]
+    socket = await subscribed(team["bob"], general)
+    await ask(socket, general, "@mathia go")
+    answer = await socket.recv_until("message.new", room_id=general.pk)
+    while not answer["message"]["author"]["assistant"]:
+        answer = await socket.recv_until("message.new", room_id=general.pk)
+    answer_id = answer["message"]["id"]
+    await socket.recv_until("message.stream", message_id=answer_id)
+    reacted = await socket.request({"type": "react", "message_id": answer_id, "emoji": "👍"}, "ack")
+    assert reacted["message"]["reactions"][0]["emoji"] == "👍"
+    final = await socket.recv_until("message.updated", timeout=8)
+    while final["message"]["id"] != answer_id or final["message"]["status"] == "streaming":
+        final = await socket.recv_until("message.updated", timeout=8)
+    assert final["message"]["reactions"] == [{"emoji": "👍", "user_ids": [team["bob"].pk], "count": 1}]
+    assert final["message"]["reply_to"]["author"] == "Bob"
+    await socket.close()
+
+
 async def test_frames_come_at_most_once_per_flush_interval(
     team: dict[str, Any], llm: FakeLLMServer, settings: Any
 ) -> None:

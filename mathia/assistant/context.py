@@ -108,11 +108,17 @@ def _system_prompt(target: AnswerTarget, clock: Clock) -> str:
     )
 
 
-def _turn_text(message: Message, mathia_id: int) -> tuple[str, str]:
-    if message.author_id == mathia_id:
-        return "assistant", message.body
-    name = message.author.name if message.author else "Someone"
-    return "user", f"{name}: {without_mention(message.body)}"
+def _turn_text(author_id: int | None, name: str | None, body: str, mathia_id: int) -> tuple[str, str]:
+    if author_id == mathia_id:
+        return "assistant", body
+    return "user", f"{name or 'Someone'}: {without_mention(body)}"
+
+
+def _author_name(display_name: str | None, email: str | None) -> str | None:
+    """``User.name``, from the two columns it is made of (read without building the users)."""
+    if display_name:
+        return display_name
+    return email.split("@", 1)[0] if email else None
 
 
 class ContextManager:
@@ -148,19 +154,20 @@ class ContextManager:
                 status=MessageStatus.DONE,
             )
             .exclude(body="")
-            .select_related("author")
-            .order_by("-seq")[:HISTORY_MESSAGES_MAX]
+            .order_by("-seq")
+            # Tuples, not models: sixty messages and their authors, for every answer.
+            .values_list("author_id", "author__display_name", "author__email", "body")[:HISTORY_MESSAGES_MAX]
         )
         turns: list[tuple[str, str]] = []
         authors: set[int] = set()
-        for message in recent:  # newest first, until the budget is spent
-            role, text = _turn_text(message, mathia_id)
+        for author_id, display_name, email, body in recent:  # newest first, until the budget is spent
+            role, text = _turn_text(author_id, _author_name(display_name, email), body, mathia_id)
             cost = count(text) + 4
             if turns and used + cost > self.budget_tokens:
                 break
             turns.append((role, text))
-            if message.author_id is not None:
-                authors.add(message.author_id)
+            if author_id is not None:
+                authors.add(author_id)
             used += cost
         turns.reverse()
         merged = _merge_turns(turns)

@@ -23,7 +23,7 @@ from mathia.assistant.triggers import (
 )
 from mathia.chat.models import CLIENT_ID_MAX, EMOJI_MAX, MESSAGE_BODY_MAX, Message, MessageStatus, Reaction
 from mathia.chat.rendering import Mentionable, render_markdown
-from mathia.chat.selectors import message_payload_by_id, new_message_payload
+from mathia.chat.selectors import message_payload_by_id, new_message_payload, streamed_message_payload
 from mathia.core.clock import Clock, system_clock
 from mathia.core.errors import InvalidInput, NotFound, PermissionDenied
 from mathia.core.ratelimit import Rate, check_rate
@@ -369,7 +369,7 @@ def internal_message_finish(*, message_id: int, room_id: int, body: str, status:
     version = _next_version(room_id)
     html = render_markdown(body).html if body else ""
     Message.objects.filter(pk=message_id).update(body=body, body_html=html, status=status, version=version)
-    payload = message_payload_by_id(message_id)
+    payload = streamed_message_payload(message_id)
     _publish_message("message.updated", payload)
     return payload
 

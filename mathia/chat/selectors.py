@@ -24,15 +24,23 @@ def _with_relations(messages: QuerySet[Message]) -> QuerySet[Message]:
     )
 
 
-def message_payload(message: Message, *, mentions: list[int] | None = None, fresh: bool = False) -> dict[str, Any]:
+def message_payload(
+    message: Message,
+    *,
+    mentions: list[int] | None = None,
+    fresh: bool = False,
+    reactions: Iterable[Reaction] | None = None,
+) -> dict[str, Any]:
     """The message as every client sees it (``body`` is the Markdown source, for editing).
 
     ``fresh``: a message just created, which has no reactions yet and whose ``mentions``
-    are given, so no query is needed.
+    are given, so no query is needed. ``reactions``: the message's, in order, when read apart.
     """
-    reactions: dict[str, list[int]] = {}
-    for reaction in () if fresh else message.reactions.all():
-        reactions.setdefault(reaction.emoji, []).append(reaction.user_id)
+    by_emoji: dict[str, list[int]] = {}
+    if reactions is None:
+        reactions = () if fresh else message.reactions.all()
+    for reaction in reactions:
+        by_emoji.setdefault(reaction.emoji, []).append(reaction.user_id)
     reply = message.reply_to
     author = message.author
     deleted = message.deleted_at is not None
@@ -55,7 +63,7 @@ def message_payload(message: Message, *, mentions: list[int] | None = None, fres
             "deleted": reply.deleted_at is not None,
         },
         "mentions": list(mentions) if mentions is not None else [user.pk for user in message.mentions.all()],
-        "reactions": [{"emoji": emoji, "user_ids": users, "count": len(users)} for emoji, users in reactions.items()],
+        "reactions": [{"emoji": emoji, "user_ids": users, "count": len(users)} for emoji, users in by_emoji.items()],
         "created_at": message.created_at.isoformat(),
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": deleted,
@@ -74,6 +82,17 @@ def new_message_payload(message: Message, *, mentions: list[int]) -> dict[str, A
 
 def message_payload_by_id(message_id: int) -> dict[str, Any]:
     return message_payload(_with_relations(Message.objects.filter(pk=message_id)).get())
+
+
+def streamed_message_payload(message_id: int) -> dict[str, Any]:
+    """:func:`message_payload_by_id` for an assistant's streamed message, which mentions no one.
+
+    Two plain queries instead of one with two prefetches: building those cost more CPU than
+    anything else when an answer ends (profiled at 100 streams).
+    """
+    message = Message.objects.select_related("author", "reply_to__author").get(pk=message_id)
+    reactions = Reaction.objects.filter(message_id=message_id).order_by("created_at", "id")
+    return message_payload(message, mentions=[], reactions=reactions)
 
 
 def payloads(messages: Iterable[Message]) -> list[dict[str, Any]]:
