@@ -166,3 +166,26 @@ def test_token_counts_use_the_ratio_measured_from_provider_usage() -> None:
         )
     measured = TokenCounter()
     assert measured.count("a" * 1000, provider="anthropic", model="m") == 276  # 0.25 per char, +10%
+
+
+def test_a_question_whose_answer_cannot_be_handed_to_a_worker_gets_a_clear_reply() -> None:
+    """No event loop here and the broker is down: the answer ends at once, saying so, and frees its slot."""
+    from mathia.assistant.limits import _keys
+    from mathia.celery import app
+    from mathia.core.redis import get_redis
+
+    workspace, (ada,) = make_team(1)
+    room = make_room(ada, workspace, "general")
+    saved = {key: app.conf[key] for key in ("broker_url", "task_publish_retry", "broker_connection_timeout")}
+    app.conf.update(broker_url="redis://127.0.0.1:1/0", task_publish_retry=False, broker_connection_timeout=0.5)
+    app.pool.force_close_all()
+    try:
+        payload, _ = chat_actions.message_send(user=ada, room_id=room.pk, body="@mathia help", client_id="c1")
+    finally:
+        app.conf.update(saved)
+        app.pool.force_close_all()
+    assert payload["body"] == "@mathia help"  # the question is kept
+    run = AssistantRun.objects.select_related("answer").get()
+    assert (run.state, run.error_code) == (RunState.FAILED, "unavailable")
+    assert "couldn't start answering" in run.answer.body
+    assert all(get_redis().zcard(key) == 0 for key in _keys(ada.pk, workspace.pk))

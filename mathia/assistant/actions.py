@@ -47,7 +47,7 @@ class StartedRun:
     room_id: int
     workspace_id: int
     asker_id: int
-    trigger_id: int
+    trigger_id: int | None  # None once the question is gone (deleted with its author's data)
     slot: Slot
 
 
@@ -87,11 +87,10 @@ def assistant_answer_open(
 ) -> StartedRun | None:
     """Open the answer to ``trigger``, inside the transaction that stores it; None when busy.
 
-    The question, Mathia's "thinking" message and the run commit together: one transaction
-    and no second thread hop before the provider is asked, and a question is never stored
-    without its answer begun (or a redelivered start answered twice). ``access`` is the
-    asker's, checked for writing by the caller in this transaction. When a concurrency limit
-    is full, Mathia says so in the room instead.
+    The question, Mathia's "thinking" message and the run commit together: one transaction,
+    no second thread hop before the provider is asked, and no redelivered start answered
+    twice. ``access`` is the asker's, checked for writing by the caller just before this
+    transaction. When a concurrency limit is full, Mathia says so in the room instead.
 
     The slot is taken in Redis before the rows are written; if the transaction then fails,
     it is freed when its lease ends (``limits.LEASE_SECONDS``).

@@ -71,10 +71,11 @@ async def buffer_append_many(
         publish = (channel, payload) if channel is not None and payload is not None else ("", b"")
         calls.append((text_key, count_key, chunk.text.encode(), chunk.chunk, BUFFER_TTL_SECONDS, *publish))
     results = await _run_scripts(client, calls)
-    if any(isinstance(result, NoScriptError) for result in results):
-        # The first flush on this server (or after a restart / SCRIPT FLUSH): no call ran.
+    missing = [index for index, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if missing:  # the first flush on this server (or after a restart / SCRIPT FLUSH): those did not run
         await client.script_load(_APPEND)
-        results = await _run_scripts(client, calls)
+        for index, result in zip(missing, await _run_scripts(client, [calls[i] for i in missing]), strict=True):
+            results[index] = result
     return [not isinstance(result, Exception) for result in results]
 
 

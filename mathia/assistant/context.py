@@ -90,8 +90,9 @@ class BuiltPrompt:
     counter: TokenCounter
     history_included: int = 0
     sections: list[str] = field(default_factory=list)
-    #: Who wrote the messages the prompt includes (people other than the asker make it untrusted).
-    author_ids: frozenset[int] = frozenset()
+    #: Who wrote the messages the prompt includes (people other than the asker make it untrusted;
+    #: None is an account deleted since, someone else too).
+    author_ids: frozenset[int | None] = frozenset()
 
 
 def _system_prompt(target: AnswerTarget, clock: Clock) -> str:
@@ -159,15 +160,14 @@ class ContextManager:
             .values_list("author_id", "author__display_name", "author__email", "body")[:HISTORY_MESSAGES_MAX]
         )
         turns: list[tuple[str, str]] = []
-        authors: set[int] = set()
+        authors: set[int | None] = set()
         for author_id, display_name, email, body in recent:  # newest first, until the budget is spent
             role, text = _turn_text(author_id, _author_name(display_name, email), body, mathia_id)
             cost = count(text) + 4
             if turns and used + cost > self.budget_tokens:
                 break
             turns.append((role, text))
-            if author_id is not None:
-                authors.add(author_id)
+            authors.add(author_id)
             used += cost
         turns.reverse()
         merged = _merge_turns(turns)

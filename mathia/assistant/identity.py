@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.db import transaction
 from django.db.models.signals import post_delete
 
 from mathia.accounts.models import User
@@ -27,7 +28,6 @@ def assistant_user() -> User:
     and the query cost more than the rest of a mention check (0.7 ms of CPU). The account is
     never edited; deleting it forgets it (``forget_assistant_user``). Callers must not modify it.
     """
-    global _cached
     user = _cached
     if user is not None:
         return user
@@ -39,8 +39,14 @@ def assistant_user() -> User:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-    _cached = user
+    # Kept once committed: an account made in a transaction that rolls back must not be kept.
+    transaction.on_commit(lambda: _remember(user))
     return user
+
+
+def _remember(user: User) -> None:
+    global _cached
+    _cached = user
 
 
 def forget_assistant_user() -> None:

@@ -148,6 +148,20 @@ def start_answer(started: StartedRun, *, trigger: Message, asker: User, access: 
     answer reaches the provider without another thread hop; the stream then runs on the web
     event loop. Where none runs (a script, a task), a Celery worker answers instead.
     """
+    try:
+        _hand_over(started, trigger=trigger, asker=asker, access=access)
+    except Exception:  # no loop and no broker: end the answer now rather than leave it "thinking"
+        log.exception("assistant_start_failed", run_id=started.run_id)
+        outcome = RunOutcome(
+            state=RunState.FAILED, text="", note="I couldn't start answering; ask again.", error_code="unavailable"
+        )
+        with contextlib.suppress(Exception):
+            assistant_answer_finish(run_id=started.run_id, outcome=outcome)
+        with contextlib.suppress(Exception):
+            slot_release(started.slot)
+
+
+def _hand_over(started: StartedRun, *, trigger: Message, asker: User, access: RoomAccess) -> None:
     loop = web_event_loop()
     if loop is None:
         from mathia.assistant.tasks import answer_in_worker
@@ -191,7 +205,8 @@ class _Prepared:
 def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access: RoomAccess) -> _Prepared:
     """Everything an answer needs before it streams: the prompt, the route, the checks."""
     from mathia.assistant.identity import assistant_user
-    from mathia.rooms.models import RoomKind, RoomMembership
+    from mathia.rooms.models import RoomKind
+    from mathia.rooms.selectors import room_has_members_besides
     from mathia.wallet.billing import wallet_refusal
 
     room = access.room
@@ -200,9 +215,7 @@ def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access
     mathia_id = assistant_user().pk
     others = prompt.author_ids - {asker.pk, mathia_id}
     # Whether others can read the answer: anyone in the workspace may preview a public room.
-    shared = room.kind == RoomKind.PUBLIC or (
-        RoomMembership.objects.filter(room_id=room.pk).exclude(user_id__in=[asker.pk, mathia_id]).exists()
-    )
+    shared = room.kind == RoomKind.PUBLIC or room_has_members_besides(room_id=room.pk, user_ids=[asker.pk, mathia_id])
     slash = parse_slash(trigger.body)
     intent = parse_intent(trigger.body) if slash is None else None
     needs_model = slash is None and not (intent is not None and intent.sure)
@@ -222,16 +235,22 @@ def prepare_answer(started: StartedRun, *, trigger: Message, asker: User, access
 
 
 class _AskerGone(Exception):
-    """Between the question and a worker's start, the asker lost the right to write in the room."""
+    """Between the question and a worker's start, the asker lost the right to write in the room
+    (or deleted the question)."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, note: str = "I stopped: you can no longer write in this room.") -> None:
         super().__init__(code)
         self.code = code
+        self.note = note
 
 
 def _prepare_again(started: StartedRun) -> _Prepared:
     """For an answer started elsewhere (a worker) or whose first preparation failed."""
+    if started.trigger_id is None:
+        raise _AskerGone("question_deleted", "I stopped: the question was deleted.")
     target = answer_target(asker_id=started.asker_id, room_id=started.room_id, trigger_id=started.trigger_id)
+    if target.trigger.deleted_at is not None:
+        raise _AskerGone("question_deleted", "I stopped: the question was deleted.")
     access = access_room_for_user(user=target.asker, room_id=started.room_id, need="write")
     return prepare_answer(started, trigger=target.trigger, asker=target.asker, access=access)
 
@@ -272,7 +291,7 @@ async def run_answer(started: StartedRun, *, prepared: _Prepared | None = None) 
             if writer.tool_error:
                 error_code = writer.tool_error[:32]
     except _AskerGone as gone:
-        state, note, error_code = RunState.FAILED, "I stopped: you can no longer write in this room.", gone.code
+        state, note, error_code = RunState.FAILED, gone.note, gone.code
     except LLMError as error:
         state, note, error_code = RunState.FAILED, _failure_note(error, bool(writer.parts)), error.kind
         log.warning("assistant_provider_failed", run_id=started.run_id, provider=error.provider, kind=error.kind)

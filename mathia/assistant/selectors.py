@@ -28,7 +28,7 @@ def started_run(*, run_id: int, run_key: str) -> StartedRun | None:
         .only("pk", "answer_id", "room_id", "room__workspace_id", "asker_id", "trigger_id")
         .first()
     )
-    if run is None or run.trigger_id is None:
+    if run is None:
         return None
     workspace_id = run.room.workspace_id
     return StartedRun(

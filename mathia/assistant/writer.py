@@ -42,6 +42,7 @@ class AnswerWriter:
         self.chunks = 0  # chunks sent so far; the next is chunks + 1
         self.flushed = False  # the first delta goes out at once; later ones wait for a tick
         self.flush_failed = False
+        self.closing = False
         self.inflight: object | None = None  # the send holding this answer's text, while it runs
         self.sent: asyncio.Future[None] | None = None  # resolved when that send is done (close() waits)
         self.provider = ""
@@ -86,6 +87,11 @@ class AnswerWriter:
         self.pending.append(text)
         self.pending_chars += len(text)
         self.flusher.add(self, urgent=not self.flushed or self.pending_chars >= FLUSH_SIZE_CHARS)
+
+    def put_back(self, text: str) -> None:
+        """Text whose send failed goes first in the next one."""
+        self.pending.insert(0, text)
+        self.pending_chars += len(text)
 
     def take_pending(self) -> str:
         text = "".join(self.pending)
@@ -150,6 +156,7 @@ class AnswerWriter:
 
     async def close(self) -> None:
         """Send what is pending, and wait until it is out (the final text is written next)."""
+        self.closing = True  # from now on a failed send is not tried again
         await self.flusher.drain(self)
 
 
@@ -189,11 +196,11 @@ class StreamFlusher:
         while self.pending:
             self.wake.clear()
             now = loop.time()
-            if self.urgent:
-                batch = list(self.urgent)
-            elif now >= self.next_tick:
+            if now >= self.next_tick:  # first: a stream of new answers must not hold back the tick
                 batch = list(self.pending)
                 self.next_tick = now + self.flush_seconds
+            elif self.urgent:
+                batch = list(self.urgent)
             else:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.next_tick - now):
@@ -224,17 +231,21 @@ class StreamFlusher:
                 StreamChunk(message_id=started.message_id, text=text, chunk=chunk, group=group, message=_deliver(frame))
             )
         try:
-            sent = await _publish(chunks)
-            for writer, ok in zip(writers, sent, strict=True):
-                if ok:
-                    writer.chunks += 1
-                elif not writer.flush_failed:  # once per answer, not once per delta
+            try:
+                stored = await _publish(chunks)
+            except Exception:  # Redis unreachable: nothing was stored, nothing numbered
+                log.warning("assistant_flush_failed", answers=len(writers), exc_info=True)
+                stored = [False] * len(writers)
+            for writer, sent_chunk, ok in zip(writers, chunks, stored, strict=True):
+                if ok:  # the buffer holds it: its number is used, heard or not (a gap makes clients resync)
+                    writer.chunks = sent_chunk.chunk
+                    continue
+                if not writer.flush_failed:  # once per answer, not once per delta
                     writer.flush_failed = True
                     log.warning("assistant_flush_failed", run_id=writer.started.run_id)
-        except Exception:  # live delivery is best effort: the final text still reaches the database
-            log.exception("assistant_flush_failed", answers=len(writers))
-            for writer in writers:
-                writer.flush_failed = True
+                if not writer.closing:  # try again at the next tick; the final text has it anyway
+                    writer.put_back(sent_chunk.text)
+                    self.add(writer, urgent=False)
         finally:
             for writer in writers:
                 if writer.inflight is done:
@@ -249,19 +260,25 @@ def _deliver(frame: dict[str, object]) -> dict[str, str]:
 
 
 async def _publish(chunks: list[StreamChunk]) -> list[bool]:
-    """Buffer and broadcast ``chunks``: in the buffer's round trip when the layer allows it."""
+    """Buffer and broadcast ``chunks`` (in the buffer's round trip when the layer allows it).
+
+    Returns which chunks the buffer stored: those are numbered, even if their broadcast failed.
+    """
     layer = get_channel_layer()
     direct = [pubsub_channel(chunk.group) for chunk in chunks] if layer is not None else [None] * len(chunks)
     payloads = [
         layer.serialize(chunk.message) if layer is not None and channel is not None else None
         for chunk, channel in zip(chunks, direct, strict=True)
     ]
-    sent = await buffer_append_many(chunks, channels=direct, payloads=payloads)
+    stored = await buffer_append_many(chunks, channels=direct, payloads=payloads)
     if layer is not None:
-        for chunk, channel, ok in zip(chunks, direct, sent, strict=True):
+        for chunk, channel, ok in zip(chunks, direct, stored, strict=True):
             if ok and channel is None:  # another layer: its own publish, after the buffer holds the text
-                await layer.group_send(chunk.group, chunk.message)
-    return sent
+                try:
+                    await layer.group_send(chunk.group, chunk.message)
+                except Exception:  # this frame is lost; the next one shows the gap and clients resync
+                    log.warning("assistant_frame_not_sent", group=chunk.group, exc_info=True)
+    return stored
 
 
 _flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, StreamFlusher] = weakref.WeakKeyDictionary()

@@ -107,6 +107,11 @@ def room_members(*, room_id: int) -> list[dict[str, Any]]:
     return [{"id": row.user_id, "name": row.user.name, "role": row.role} for row in rows]
 
 
+def room_has_members_besides(*, room_id: int, user_ids: list[int]) -> bool:
+    """Whether anyone other than ``user_ids`` is a member of the room."""
+    return RoomMembership.objects.filter(room_id=room_id).exclude(user_id__in=user_ids).exists()
+
+
 def room_member_count(*, room_id: int) -> int:
     return RoomMembership.objects.filter(room_id=room_id).count()
 
