@@ -307,6 +307,16 @@ async def test_the_rate_limit_refills_one_call_per_interval(team: dict[str, Any]
     assert not (await invoke("limited", {"text": "x"}, ctx=ctx)).is_ok
 
 
+async def test_calls_go_on_after_redis_forgot_the_routers_script(team: dict[str, Any], tool: Any) -> None:
+    """After a Redis restart (or SCRIPT FLUSH) the router loads its script again."""
+    tool("limited", rate="30/m")
+    ctx = ctx_for(team)
+    assert (await invoke("limited", {"text": "x"}, ctx=ctx)).is_ok
+    get_redis().script_flush()
+    assert (await invoke("limited", {"text": "x"}, ctx=ctx)).is_ok
+    assert (await invoke("limited", {"text": "x"}, ctx=ctx)).is_ok
+
+
 # --- the cache -------------------------------------------------------------------------------
 async def test_repeated_read_only_calls_are_served_from_redis(team: dict[str, Any], tool: Any) -> None:
     handler = tool("lookup", cache_seconds=300, cache_scope="global")

@@ -24,11 +24,12 @@ from channels.layers import get_channel_layer
 from mathia.assistant.actions import StartedRun
 from mathia.assistant.buffer import StreamChunk, buffer_append_many
 from mathia.assistant.llm.base import Finish, ProviderInfo, StreamEvent, TextDelta, ToolCall, Usage
-from mathia.realtime.events import DELIVER, encode, pubsub_channel, room_group
+from mathia.realtime.events import DELIVER, encode, published_so_far, pubsub_channel, room_group
 
 log = structlog.get_logger(__name__)
 
 FLUSH_SIZE_CHARS = 2000  # flush at once past this much pending text
+ANNOUNCE_WAIT_SECONDS = 5.0  # at most, for the answer's message.new before its last text
 
 
 class AnswerWriter:
@@ -62,7 +63,10 @@ class AnswerWriter:
         self.first_token_at: float | None = None
         self.stop_by: str | None = None
         self.task: asyncio.Task[None] | None = None
+        # The answer's message.new went to the outbox at commit; nothing of it may overtake that.
+        self.announced = published_so_far()
         self.flusher = stream_flusher(flush_seconds)
+        self.announced.add_done_callback(lambda _: self.flusher.wake.set())
 
     @property
     def text(self) -> str:
@@ -141,6 +145,7 @@ class AnswerWriter:
             "text": text,
         }
         try:
+            await self.announced
             layer = get_channel_layer()
             if layer is not None:
                 await layer.group_send(room_group(self.started.room_id), {"type": DELIVER, "text": encode(frame)})
@@ -157,6 +162,12 @@ class AnswerWriter:
     async def close(self) -> None:
         """Send what is pending, and wait until it is out (the final text is written next)."""
         self.closing = True  # from now on a failed send is not tried again
+        if not self.announced.done():  # a stuck outbox must not keep the answer from being written
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANNOUNCE_WAIT_SECONDS):
+                    await asyncio.shield(self.announced)
+            if not self.announced.done():
+                self.announced.set_result(None)
         await self.flusher.drain(self)
 
 
@@ -197,13 +208,15 @@ class StreamFlusher:
             self.wake.clear()
             now = loop.time()
             if now >= self.next_tick:  # first: a stream of new answers must not hold back the tick
-                batch = list(self.pending)
+                batch = [writer for writer in self.pending if writer.announced.done()]
                 self.next_tick = now + self.flush_seconds
-            elif self.urgent:
-                batch = list(self.urgent)
+            elif any(writer.announced.done() for writer in self.urgent):
+                batch = [writer for writer in self.urgent if writer.announced.done()]
             else:
+                batch = []
+            if not batch:
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.next_tick - now):
+                    async with asyncio.timeout(max(self.next_tick - now, 0.001) if self.next_tick > now else None):
                         await self.wake.wait()
                 continue
             for writer in batch:

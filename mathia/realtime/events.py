@@ -116,6 +116,10 @@ class _Outbox:
     async def _publish_forever(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         while True:
             group, message = await queue.get()
+            if group == _BARRIER:
+                if not message["reached"].done():
+                    message["reached"].set_result(None)
+                continue
             layer = get_channel_layer()
             try:
                 if layer is not None:
@@ -140,6 +144,21 @@ class _Outbox:
 
 
 _outbox = _Outbox()
+_BARRIER = ""  # not a group: an outbox entry that only marks a place in the order
+
+
+def published_so_far() -> asyncio.Future[None]:
+    """Resolves once every event queued on this loop's outbox until now has been published.
+
+    For frames sent straight to the layer (an answer's status lines and text) that must not
+    overtake an event committed before them (the answer's own ``message.new``). Call on the
+    event loop; resolved at once when this loop has no outbox (its commits published directly).
+    """
+    loop = asyncio.get_running_loop()
+    reached: asyncio.Future[None] = loop.create_future()
+    if _outbox.loop is not loop or not _outbox.put(_BARRIER, {"reached": reached}):
+        reached.set_result(None)
+    return reached
 
 
 def bind_event_loop() -> None:

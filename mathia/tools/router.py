@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from channels.db import database_sync_to_async
+from redis.exceptions import NoScriptError
 
 from mathia.core.redis import get_async_redis, redis_key
 from mathia.tools import audit
@@ -340,10 +341,9 @@ async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[
         _script_sha = await client.script_load(_RATE_AND_CACHE)
     try:
         reply = await client.evalsha(_script_sha, 3, *keys, *args)  # type: ignore[misc]
-    except Exception as exc:
-        if "NOSCRIPT" not in str(exc):
-            raise
-        reply = await client.eval(_RATE_AND_CACHE, 3, *keys, *args)  # type: ignore[misc]
+    except NoScriptError:  # Redis restarted (or SCRIPT FLUSH): load it again, for the calls after this one too
+        _script_sha = await client.script_load(_RATE_AND_CACHE)
+        reply = await client.evalsha(_script_sha, 3, *keys, *args)  # type: ignore[misc]
     allowed, retry_after = int(reply[0]), float(reply[1])
     cached = reply[2] if len(reply) > 2 else None
     return bool(allowed), retry_after, cached
