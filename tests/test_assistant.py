@@ -216,10 +216,7 @@ async def test_a_reaction_to_an_answer_being_written_is_in_its_final_message(
     general = team["general"]
     socket = await subscribed(team["bob"], general)
     await ask(socket, general, "@mathia go")
-    answer = await socket.recv_until("message.new", room_id=general.pk)
-    while not answer["message"]["author"]["assistant"]:
-        answer = await socket.recv_until("message.new", room_id=general.pk)
-    answer_id = answer["message"]["id"]
+    answer_id = (await _assistant_message_new(socket, general))["id"]
     await socket.recv_until("message.stream", message_id=answer_id)
     reacted = await socket.request({"type": "react", "message_id": answer_id, "emoji": "👍"}, "ack")
     assert reacted["message"]["reactions"][0]["emoji"] == "👍"

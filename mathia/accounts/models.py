@@ -74,7 +74,12 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def name(self) -> str:
-        return self.display_name or self.email.split("@", 1)[0]
+        return User.name_from(self.display_name, self.email)
+
+    @staticmethod
+    def name_from(display_name: str | None, email: str | None) -> str:
+        """What ``name`` is, from its two columns (for reads that fetch columns, not users)."""
+        return display_name or (email or "").split("@", 1)[0]
 
 
 def normalize_email(email: str) -> str:

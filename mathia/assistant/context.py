@@ -115,13 +115,6 @@ def _turn_text(author_id: int | None, name: str | None, body: str, mathia_id: in
     return "user", f"{name or 'Someone'}: {without_mention(body)}"
 
 
-def _author_name(display_name: str | None, email: str | None) -> str | None:
-    """``User.name``, from the two columns it is made of (read without building the users)."""
-    if display_name:
-        return display_name
-    return email.split("@", 1)[0] if email else None
-
-
 class ContextManager:
     def __init__(
         self,
@@ -162,7 +155,8 @@ class ContextManager:
         turns: list[tuple[str, str]] = []
         authors: set[int | None] = set()
         for author_id, display_name, email, body in recent:  # newest first, until the budget is spent
-            role, text = _turn_text(author_id, _author_name(display_name, email), body, mathia_id)
+            name = User.name_from(display_name, email) if author_id is not None else None
+            role, text = _turn_text(author_id, name, body, mathia_id)
             cost = count(text) + 4
             if turns and used + cost > self.budget_tokens:
                 break

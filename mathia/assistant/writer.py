@@ -24,7 +24,7 @@ from channels.layers import get_channel_layer
 from mathia.assistant.actions import StartedRun
 from mathia.assistant.buffer import StreamChunk, buffer_append_many
 from mathia.assistant.llm.base import Finish, ProviderInfo, StreamEvent, TextDelta, ToolCall, Usage
-from mathia.realtime.events import DELIVER, encode, published_so_far, pubsub_channel, room_group
+from mathia.realtime.events import deliver, publish_now, published_so_far, pubsub_channel, room_group
 
 log = structlog.get_logger(__name__)
 
@@ -145,10 +145,8 @@ class AnswerWriter:
             "text": text,
         }
         try:
-            await self.announced
-            layer = get_channel_layer()
-            if layer is not None:
-                await layer.group_send(room_group(self.started.room_id), {"type": DELIVER, "text": encode(frame)})
+            await self.wait_announced()
+            await publish_now(room_group(self.started.room_id), frame)
         except Exception:  # best effort, like the text frames
             log.warning("assistant_status_failed", run_id=self.started.run_id, exc_info=True)
 
@@ -162,13 +160,21 @@ class AnswerWriter:
     async def close(self) -> None:
         """Send what is pending, and wait until it is out (the final text is written next)."""
         self.closing = True  # from now on a failed send is not tried again
-        if not self.announced.done():  # a stuck outbox must not keep the answer from being written
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ANNOUNCE_WAIT_SECONDS):
-                    await asyncio.shield(self.announced)
-            if not self.announced.done():
-                self.announced.set_result(None)
+        await self.wait_announced()
         await self.flusher.drain(self)
+
+    async def wait_announced(self) -> None:
+        """Until the answer's message.new is out, or at most ``ANNOUNCE_WAIT_SECONDS``.
+
+        A stuck outbox must not hold a tool's status line, nor keep the answer from being written.
+        """
+        if self.announced.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ANNOUNCE_WAIT_SECONDS):
+                await asyncio.shield(self.announced)
+        if not self.announced.done():
+            self.announced.set_result(None)
 
 
 class StreamFlusher:
@@ -241,7 +247,7 @@ class StreamFlusher:
                 "delta": text,
             }
             chunks.append(
-                StreamChunk(message_id=started.message_id, text=text, chunk=chunk, group=group, message=_deliver(frame))
+                StreamChunk(message_id=started.message_id, text=text, chunk=chunk, group=group, message=deliver(frame))
             )
         try:
             try:
@@ -266,10 +272,6 @@ class StreamFlusher:
                 if writer.sent is not None:
                     writer.sent.set_result(None)
                     writer.sent = None
-
-
-def _deliver(frame: dict[str, object]) -> dict[str, str]:
-    return {"type": DELIVER, "text": encode(frame)}
 
 
 async def _publish(chunks: list[StreamChunk]) -> list[bool]:

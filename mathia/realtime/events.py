@@ -68,6 +68,11 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def deliver(frame: dict[str, Any]) -> dict[str, Any]:
+    """The channel-layer message that makes each consumer write ``frame`` (serialized once)."""
+    return {"type": DELIVER, "text": encode(frame)}
+
+
 PRESENCE_FLUSH_SECONDS = 1.0
 
 
@@ -107,7 +112,7 @@ class _Outbox:
                     "workspace_id": workspace_id,
                     "users": {str(k): v for k, v in users.items()},
                 }
-                self.put(workspace_group(workspace_id), {"type": DELIVER, "text": encode(frame)})
+                self.put(workspace_group(workspace_id), deliver(frame))
 
     def note_presence(self, workspace_id: int, user_id: int, status: str) -> None:
         """Record a change for the next flush (call on the bound loop)."""
@@ -199,7 +204,7 @@ def publish_on_commit(group: str, frame: dict[str, Any], *, control: dict[str, A
     ``control`` travels beside the frame for the consumers themselves (for example "stop
     following this room"); clients never see it.
     """
-    message: dict[str, Any] = {"type": DELIVER, "text": encode(frame)}
+    message = deliver(frame)
     if control is not None:
         message["control"] = control
     bulk = getattr(_bulk, "items", None)
@@ -253,4 +258,4 @@ async def publish_now(group: str, frame: dict[str, Any]) -> None:
     """For ephemeral events that have no transaction (typing, presence)."""
     layer = get_channel_layer()
     if layer is not None:
-        await layer.group_send(group, {"type": DELIVER, "text": encode(frame)})
+        await layer.group_send(group, deliver(frame))
