@@ -28,6 +28,7 @@ from mathia.core.errors import NotFound, PermissionDenied
 from mathia.realtime.events import publish_on_commit, room_group, send_on_commit
 from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.rooms.models import Room, RoomKind, RoomMembership
+from mathia.rooms.selectors import room_has_member
 from mathia.wallet.billing import wallet_bill_usage
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ def _join_room(room: Room, mathia: User) -> None:
     if room.is_direct:
         return
     room_id = room.pk
+    if room_has_member(room_id=room_id, user_id=mathia.pk):  # nearly always: a plain read, no ORM get
+        return
     _, created = RoomMembership.objects.get_or_create(room_id=room_id, user=mathia)
     if created:
         publish_on_commit(

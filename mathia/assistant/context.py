@@ -26,7 +26,8 @@ from mathia.accounts.models import User
 from mathia.assistant.identity import assistant_user, without_mention
 from mathia.assistant.llm.base import ChatTurn, LLMRequest
 from mathia.assistant.models import UsageRecord
-from mathia.chat.models import Message, MessageStatus
+from mathia.chat.models import Message
+from mathia.chat.selectors import recent_message_rows
 from mathia.core.clock import Clock, system_clock
 from mathia.rooms.models import Room
 
@@ -139,18 +140,8 @@ class ContextManager:
             system += "\n\n" + "\n\n".join(sections)
         used = count(system)
         mathia_id = assistant_user().pk
-        recent = list(
-            Message.objects.filter(
-                Message.visible_q(target.asker.pk),
-                room_id=target.room.pk,
-                seq__lte=target.trigger.seq,
-                deleted_at__isnull=True,
-                status=MessageStatus.DONE,
-            )
-            .exclude(body="")
-            .order_by("-seq")
-            # Tuples, not models: sixty messages and their authors, for every answer.
-            .values_list("author_id", "author__display_name", "author__email", "body")[:HISTORY_MESSAGES_MAX]
+        recent = recent_message_rows(
+            room_id=target.room.pk, viewer_id=target.asker.pk, up_to_seq=target.trigger.seq, limit=HISTORY_MESSAGES_MAX
         )
         turns: list[tuple[str, str]] = []
         authors: set[int | None] = set()

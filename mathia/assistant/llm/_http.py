@@ -9,20 +9,23 @@ stream for about half the CPU of httpx2's own transport. It still presents itsel
 httpx2 client, so the SDKs wrap its failures as they wrap httpx2's; ``transport_error``
 reads the chain of causes to tell a timeout from a broken connection.
 
-The SDKs also build their stream-event models without validating them (any field may be
-None or of the wrong type), so the providers read every value through ``as_str`` and
+The SDKs send each request and raise its HTTP errors, but the providers read the streamed
+body themselves (:func:`sse_events`, then ``json.loads``): the SDKs' event models cost more
+than half the CPU of each streamed event (docs/performance.md). Any field of an event may
+be missing or of the wrong type, so the providers read every value through ``as_str`` and
 ``as_int``, which raise :class:`Malformed` instead of passing a wrong value on.
 """
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import json
 import math
 import re
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from typing import Any, NamedTuple
 
 import aiohttp
 import anyio
@@ -215,3 +218,54 @@ def parse_arguments(text: str) -> dict[str, Any]:
     if not isinstance(arguments, dict):
         raise Malformed("tool arguments are not a JSON object")
     return arguments
+
+
+class SseEvent(NamedTuple):
+    event: str | None  # the ``event:`` field; None when the event has none
+    data: str  # the ``data:`` lines, joined by newlines
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
+    """The server-sent events in a byte stream, as the HTML standard's event-stream parser reads them.
+
+    Lines end with CRLF, LF or CR (a CR and an LF split across two chunks are one line end);
+    a blank line dispatches the event; ``:`` lines are comments; ``id`` and ``retry`` are
+    not needed here and skipped; an event not closed by a blank line when the stream ends
+    is dropped. Undecodable UTF-8 becomes U+FFFD, as the standard says.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    event: str | None = None
+    data: list[str] = []
+
+    def line(text: str) -> SseEvent | None:
+        nonlocal event, data
+        if not text:
+            produced = SseEvent(event, "\n".join(data)) if data else None
+            event, data = None, []
+            return produced
+        name, colon, value = text.partition(":")
+        if not name:
+            return None  # a comment
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        return None
+
+    async for chunk in chunks:
+        text = pending + decoder.decode(chunk)
+        held_cr = text.endswith("\r")  # its LF may open the next chunk
+        lines = _LINE_BREAK.split(text[:-1] if held_cr else text)
+        pending = lines.pop() + ("\r" if held_cr else "")
+        for text_line in lines:
+            if (produced := line(text_line)) is not None:
+                yield produced
+    rest = pending + decoder.decode(b"", final=True)
+    if rest.endswith("\r") and (produced := line(rest[:-1])) is not None:  # the stream's last line end was a CR
+        yield produced

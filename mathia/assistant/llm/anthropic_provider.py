@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -10,13 +12,10 @@ import anthropic
 import structlog
 from anthropic.types import (
     AssistantMessageParam,
-    MessageDeltaUsage,
     MessageParam,
-    RawMessageStreamEvent,
     ToolParam,
     UserMessageParam,
 )
-from anthropic.types import Usage as AnthropicUsage
 
 from . import _http
 from ._http import Malformed, as_int, as_str, parse_arguments
@@ -75,38 +74,60 @@ class AnthropicProvider:
         await self._client.close()
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one answer.
+
+        The SDK sends the request and raises its HTTP errors; the body's server-sent events
+        are read by :func:`._http.sse_events` and their JSON by :class:`_Message`, without the
+        SDK's event models, which cost more than half of the CPU of each streamed event
+        (docs/performance.md).
+        """
+        opened = self._client.messages.with_streaming_response.create(
+            model=self.model,
+            max_tokens=request.max_tokens,
+            messages=_messages(request),
+            system=request.system or anthropic.omit,
+            tools=_tools(request) or anthropic.omit,
+            stream=True,
+        )
         try:
-            events = await self._client.messages.create(
-                model=self.model,
-                max_tokens=request.max_tokens,
-                messages=_messages(request),
-                system=request.system or anthropic.omit,
-                tools=_tools(request) or anthropic.omit,
-                stream=True,
-            )
+            response = await opened.__aenter__()
         except Exception as exc:
             raise self._error(exc, started=False) from None
-        async with events:
+        try:
             yield ProviderInfo(self.name, self.model)
             message = _Message()
-            iterator = aiter(events)
+            iterator = aiter(_http.sse_events(response.http_response.aiter_bytes()))
             # Read to the end of the body, past message_stop, so the connection can be reused.
             while True:
                 try:
-                    event = await anext(iterator)
+                    sse = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
                     raise self._error(exc, started=True) from None
+                if sse.event == "error":
+                    raise self._stream_error(sse.data)
+                if sse.event in (None, "ping") or not sse.data:
+                    continue
                 try:
-                    produced = message.feed(event)
+                    produced = message.feed(sse.data)
                 except Malformed:
-                    log.info("llm_malformed_event", provider=self.name, event_type=_http.safe_token(event.type))
+                    log.info("llm_malformed_event", provider=self.name, event_type=_http.safe_token(sse.event))
                     raise _http.malformed_error(provider=self.name, label=_LABEL) from None
                 for produced_event in produced:
                     yield produced_event
             if not message.stopped:
                 raise _http.ended_early_error(provider=self.name, label=_LABEL)
+        finally:
+            await opened.__aexit__(None, None, None)
+
+    def _stream_error(self, data: str) -> LLMError:
+        """An ``event: error`` inside the (200) stream: ``{"type": "error", "error": {"type": ...}}``."""
+        error_type: object = None
+        with contextlib.suppress(ValueError, AttributeError):
+            error_type = json.loads(data).get("error", {}).get("type")
+        log.info("llm_provider_error", provider=self.name, kind="stream", error_type=_http.safe_token(error_type))
+        return _http.stream_error(provider=self.name, label=_LABEL, error_type=error_type)
 
     def _error(self, exc: Exception, *, started: bool) -> LLMError:
         """Translate an exception from the SDK or the transport; re-raise anything else."""
@@ -129,9 +150,6 @@ class AnthropicProvider:
 
 def _translate(exc: Exception, *, provider: str, started: bool) -> LLMError | None:
     if isinstance(exc, anthropic.APIStatusError):
-        if exc.status_code == 200:
-            # The SDK raises an `event: error` frame as a status error on the (200) stream response.
-            return _http.stream_error(provider=provider, label=_LABEL, error_type=exc.type)
         return _http.status_error(
             provider=provider,
             label=_LABEL,
@@ -203,10 +221,10 @@ class _PendingTool:
 class _Message:
     """The state of one streamed message: open tool-use blocks, usage, and the stop reason.
 
-    The SDK builds its event models without validating them, so any field may hold None
-    or a value of the wrong type; every value used is checked (``as_str``, ``as_int``),
-    and a wrong one raises :class:`Malformed`. Unknown event and block types are skipped,
-    as Anthropic asks of clients, since it adds new ones over time.
+    Each event is the JSON of one server-sent event, read as plain dicts: any field may be
+    missing or hold a value of the wrong type, so every value used is checked (``as_str``,
+    ``as_int``), and a wrong one raises :class:`Malformed`. Unknown event and block types
+    are skipped, as Anthropic asks of clients, since it adds new ones over time.
     """
 
     input_tokens: int = 0
@@ -215,58 +233,60 @@ class _Message:
     stopped: bool = False
     tools: dict[int, _PendingTool] = field(default_factory=dict)
 
-    def feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
+    def feed(self, data: str) -> list[StreamEvent]:
         try:
+            event = json.loads(data)
             return self._feed(event)
-        except (AttributeError, TypeError, KeyError) as exc:
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
             raise Malformed(str(type(exc).__name__)) from None
 
-    def _feed(self, event: RawMessageStreamEvent) -> list[StreamEvent]:
-        kind = as_str(event.type)
+    def _feed(self, event: dict[str, Any]) -> list[StreamEvent]:
+        kind = as_str(event["type"])
         if self.stopped:
             return []  # nothing belongs after message_stop
-        if event.type == "message_start":
-            usage = event.message.usage
+        if kind == "content_block_delta":  # first: nearly every event is one
+            delta = event["delta"]
+            delta_type = as_str(delta["type"])  # a delta of an unknown type is skipped, one with no type is malformed
+            if delta_type == "text_delta":
+                text = as_str(delta["text"])
+                return [TextDelta(text)] if text else []
+            if delta_type == "input_json_delta":
+                self.tools[as_int(event["index"])].json_parts.append(as_str(delta["partial_json"]))
+        elif kind == "message_start":
+            usage = event["message"]["usage"]
             self.input_tokens = _input_tokens(usage)
-            self.output_tokens = as_int(usage.output_tokens)
+            self.output_tokens = as_int(usage["output_tokens"])
             # Known now: an answer stopped or cut later is still billed for its prompt.
             return [Usage(self.input_tokens, self.output_tokens)]
-        elif event.type == "content_block_start":
-            block = event.content_block
-            if block.type == "tool_use":
-                self.tools[as_int(event.index)] = _PendingTool(id=as_str(block.id), name=as_str(block.name))
-        elif event.type == "content_block_delta":
-            delta = event.delta
-            if delta.type == "text_delta":
-                text = as_str(delta.text)
-                return [TextDelta(text)] if text else []
-            if delta.type == "input_json_delta":
-                self.tools[as_int(event.index)].json_parts.append(as_str(delta.partial_json))
-            else:
-                as_str(delta.type)  # a delta of an unknown type is skipped, one with no type is malformed
-        elif event.type == "content_block_stop":
-            tool = self.tools.pop(as_int(event.index), None)
+        elif kind == "content_block_start":
+            block = event["content_block"]
+            if block.get("type") == "tool_use":
+                self.tools[as_int(event["index"])] = _PendingTool(id=as_str(block["id"]), name=as_str(block["name"]))
+        elif kind == "content_block_stop":
+            tool = self.tools.pop(as_int(event["index"]), None)
             if tool is not None:
                 return [ToolCall(tool.id, tool.name, parse_arguments("".join(tool.json_parts)))]
-        elif event.type == "message_delta":
-            self.stop_reason = event.delta.stop_reason
-            self.output_tokens = as_int(event.usage.output_tokens)
-            if event.usage.input_tokens is not None:
+        elif kind == "message_delta":
+            reason = event["delta"].get("stop_reason")
+            self.stop_reason = reason if isinstance(reason, str) else None
+            usage = event["usage"]
+            self.output_tokens = as_int(usage["output_tokens"])
+            if usage.get("input_tokens") is not None:
                 # Newer API versions repeat the (cumulative) input count here.
-                self.input_tokens = _input_tokens(event.usage)
-        elif event.type == "message_stop":
+                self.input_tokens = _input_tokens(usage)
+        elif kind == "message_stop":
             self.stopped = True
-            reason = _FINISH_REASONS.get(self.stop_reason or "", "other")
-            return [Usage(self.input_tokens, self.output_tokens), Finish(reason)]
+            finish = _FINISH_REASONS.get(self.stop_reason or "", "other")
+            return [Usage(self.input_tokens, self.output_tokens), Finish(finish)]
         else:
             log.debug("llm_unknown_event_skipped", provider="anthropic", event_type=_http.safe_token(kind))
         return []
 
 
-def _input_tokens(usage: AnthropicUsage | MessageDeltaUsage) -> int:
+def _input_tokens(usage: dict[str, Any]) -> int:
     """All the input tokens: Anthropic counts those read from or written to the prompt cache apart."""
     return (
-        as_int(usage.input_tokens)
-        + as_int(usage.cache_creation_input_tokens or 0)
-        + as_int(usage.cache_read_input_tokens or 0)
+        as_int(usage["input_tokens"])
+        + as_int(usage.get("cache_creation_input_tokens") or 0)
+        + as_int(usage.get("cache_read_input_tokens") or 0)
     )

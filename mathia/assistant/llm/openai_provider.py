@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 import structlog
 from openai.types.chat import (
-    ChatCompletionChunk,
     ChatCompletionFunctionToolParam,
     ChatCompletionMessageParam,
 )
-from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 
 from . import _http
 from ._http import Malformed, as_int, as_str, parse_arguments
@@ -97,32 +96,43 @@ class OpenAICompatibleProvider:
         await self._client.close()
 
     async def stream(self, request: LLMRequest) -> AsyncIterator[StreamEvent]:
+        """Stream one answer: the SDK sends the request and raises its HTTP errors; the chunks
+        are read by :func:`._http.sse_events` and :class:`_Completion` (see ``_http``)."""
         tools = _tools(request)
+        opened = self._client.chat.completions.with_streaming_response.create(
+            model=self.model,
+            messages=_messages(request),
+            tools=tools or openai.omit,
+            stream=True,
+            stream_options={"include_usage": True},
+            max_completion_tokens=request.max_tokens if self._official else openai.omit,
+            max_tokens=openai.omit if self._official else request.max_tokens,
+        )
         try:
-            chunks = await self._client.chat.completions.create(
-                model=self.model,
-                messages=_messages(request),
-                tools=tools or openai.omit,
-                stream=True,
-                stream_options={"include_usage": True},
-                max_completion_tokens=request.max_tokens if self._official else openai.omit,
-                max_tokens=openai.omit if self._official else request.max_tokens,
-            )
+            response = await opened.__aenter__()
         except Exception as exc:
             raise self._error(exc, started=False) from None
-        async with chunks:
+        try:
             yield ProviderInfo(self.name, self.model)
             completion = _Completion()
-            iterator = aiter(chunks)
+            iterator = aiter(_http.sse_events(response.http_response.aiter_bytes()))
+            # Read to the end of the body, past [DONE], so the connection can be reused.
             while True:
                 try:
-                    chunk = await anext(iterator)
+                    sse = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
                     raise self._error(exc, started=True) from None
+                if completion.done or not sse.data:
+                    continue
                 try:
-                    produced = completion.feed(chunk)
+                    produced = completion.feed(sse.data)
+                except _StreamError as error:
+                    log.info("llm_provider_error", provider=self.name, kind="stream", error_type=error.error_type)
+                    raise _http.stream_error(
+                        provider=self.name, label=self._label, error_type=error.error_type
+                    ) from None
                 except Malformed:
                     log.info("llm_malformed_event", provider=self.name)
                     raise _http.malformed_error(provider=self.name, label=self._label) from None
@@ -136,6 +146,8 @@ class OpenAICompatibleProvider:
                 raise _http.ended_early_error(provider=self.name, label=self._label)
             for produced_event in final:
                 yield produced_event
+        finally:
+            await opened.__aexit__(None, None, None)
 
     def _error(self, exc: Exception, *, started: bool) -> LLMError:
         """Translate an exception from the SDK or the transport; re-raise anything else."""
@@ -178,12 +190,8 @@ class OpenAICompatibleProvider:
         )
         if transport is not None:
             return transport
-        if isinstance(exc, openai.APIResponseValidationError | ValueError):
-            # ValueError: the SDK parses each chunk with json.loads, unguarded.
+        if isinstance(exc, openai.APIResponseValidationError):
             return _http.malformed_error(provider=provider, label=label)
-        if isinstance(exc, openai.APIError):
-            # A `{"error": ...}` chunk inside the stream.
-            return _http.stream_error(provider=provider, label=label, error_type=exc.code or exc.type)
         if isinstance(exc, openai.OpenAIError):
             return LLMError("upstream", f"{label} failed.", provider=provider)
         return None
@@ -236,58 +244,80 @@ class _PendingCall:
     arguments: str = ""
 
 
+class _StreamError(Exception):
+    """A ``{"error": {...}}`` chunk inside the stream."""
+
+    def __init__(self, error_type: str | None) -> None:
+        super().__init__(error_type)
+        self.error_type = error_type
+
+
 @dataclass
 class _Completion:
     """The state of one streamed completion: tool-call fragments, usage and the finish reason.
 
-    Tool-call fragments are keyed by their ``index``; ``id``, ``function.name`` and
-    ``function.arguments`` pieces are concatenated as they come. As with the Anthropic
-    SDK, chunk models are not validated, so values are checked as they are read.
+    Each chunk is the JSON of one server-sent event, read as plain dicts, so values are
+    checked as they are read. Tool-call fragments are keyed by their ``index``; ``id``,
+    ``function.name`` and ``function.arguments`` pieces are concatenated as they come.
     """
 
     finish_reason: str | None = None
     usage: Usage | None = None
     calls: dict[int, _PendingCall] = field(default_factory=dict)
+    done: bool = False  # ``data: [DONE]`` came: nothing after it is read
 
-    def feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
+    def feed(self, data: str) -> list[StreamEvent]:
+        if data.startswith("[DONE]"):
+            self.done = True
+            return []
         try:
+            chunk = json.loads(data)
+            error = chunk.get("error")
+            if error:
+                code = error.get("code") or error.get("type") if isinstance(error, dict) else None
+                raise _StreamError(_http.safe_token(code))
             return self._feed(chunk)
-        except (AttributeError, TypeError, KeyError) as exc:
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
             raise Malformed(type(exc).__name__) from None
 
-    def _feed(self, chunk: ChatCompletionChunk) -> list[StreamEvent]:
-        if chunk.usage is not None:
-            self.usage = Usage(as_int(chunk.usage.prompt_tokens), as_int(chunk.usage.completion_tokens))
-        if not isinstance(chunk.choices, list):
+    def _feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        usage = chunk.get("usage")
+        if usage is not None:
+            self.usage = Usage(as_int(usage["prompt_tokens"]), as_int(usage["completion_tokens"]))
+        choices = chunk.get("choices")
+        if not isinstance(choices, list):
             raise Malformed("no choices")
         produced: list[StreamEvent] = []
-        for choice in chunk.choices:
-            if choice.index not in (0, None):
+        for choice in choices:
+            if choice.get("index") not in (0, None):
                 continue  # only one choice is asked for
-            delta = choice.delta
-            if delta is None and choice.finish_reason is None:
+            delta = choice.get("delta")
+            finish_reason = choice.get("finish_reason")
+            if delta is None and finish_reason is None:
                 raise Malformed("a choice with neither delta nor finish reason")
             if delta is not None:
-                if delta.content is not None and as_str(delta.content):
-                    produced.append(TextDelta(delta.content))
-                for fragment in delta.tool_calls or ():
+                content = delta.get("content")
+                if content is not None and as_str(content):
+                    produced.append(TextDelta(content))
+                for fragment in delta.get("tool_calls") or ():
                     self._add_fragment(fragment)
-            if choice.finish_reason is not None:
-                self.finish_reason = as_str(choice.finish_reason)
+            if finish_reason is not None:
+                self.finish_reason = as_str(finish_reason)
         return produced
 
-    def _add_fragment(self, fragment: ChoiceDeltaToolCall) -> None:
+    def _add_fragment(self, fragment: dict[str, Any]) -> None:
         # Some servers send each call whole, without an index: each is then a call of its own.
-        index = as_int(fragment.index) if fragment.index is not None else len(self.calls)
+        index = fragment.get("index")
+        index = as_int(index) if index is not None else len(self.calls)
         call = self.calls.setdefault(index, _PendingCall())
-        if fragment.id:
-            call.id = as_str(fragment.id)
-        function = fragment.function
+        if fragment.get("id"):
+            call.id = as_str(fragment["id"])
+        function = fragment.get("function")
         if function is not None:
-            if function.name:
-                call.name += as_str(function.name)
-            if function.arguments:
-                call.arguments += as_str(function.arguments)
+            if function.get("name"):
+                call.name += as_str(function["name"])
+            if function.get("arguments"):
+                call.arguments += as_str(function["arguments"])
 
     def finish(self) -> list[StreamEvent] | None:
         """The closing events, or None if the stream ended before a finish reason."""

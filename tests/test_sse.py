@@ -1,0 +1,74 @@
+"""The server-sent events reader both providers stream through (``llm._http.sse_events``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mathia.assistant.llm._http import SseEvent, sse_events
+
+
+async def _chunks(pieces: list[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+def read(pieces: list[bytes]) -> list[SseEvent]:
+    async def collect() -> list[SseEvent]:
+        return [event async for event in sse_events(_chunks(pieces))]
+
+    return asyncio.run(collect())
+
+
+# Field values: any text but line ends (a value may start with spaces; only the first one is dropped).
+_values = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20)
+_events = st.lists(
+    st.tuples(
+        st.none() | st.text("abcdefghijklmnopqrstuvwxyz_.", min_size=1, max_size=12),
+        st.lists(_values, min_size=1, max_size=3),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=_events, data=st.data())
+def test_any_stream_split_anywhere_reads_back_the_same_events(
+    events: list[tuple[str | None, list[str]]], data: st.DataObject
+) -> None:
+    line_end = st.sampled_from(["\n", "\r\n", "\r"])
+    text = ""
+    for name, lines in events:
+        if data.draw(st.booleans()):
+            text += ": a comment" + data.draw(line_end)
+        if name is not None:
+            text += f"event: {name}" + data.draw(line_end)
+        for value in lines:
+            text += f"data: {value}" + data.draw(line_end)
+        text += "id: 7" + data.draw(line_end)  # a field the reader skips
+        blank = data.draw(line_end)
+        text += "\r" if text.endswith("\r") and blank == "\n" else blank  # (CR then LF would be one line end)
+    raw = text.encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+
+    assert read(pieces) == [SseEvent(name, "\n".join(lines)) for name, lines in events]
+
+
+def test_a_field_without_a_space_or_a_value() -> None:
+    assert read([b"event:delta\ndata\ndata:x\n\n"]) == [SseEvent("delta", "\nx")]
+
+
+def test_an_event_the_stream_does_not_close_is_dropped() -> None:
+    assert read([b"data: one\n\n", b"data: two\n"]) == [SseEvent(None, "one")]
+
+
+def test_a_blank_line_with_no_data_dispatches_nothing() -> None:
+    assert read([b"event: ping\n\n\n", b"data: x\r\r"]) == [SseEvent(None, "x")]
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters() -> None:
+    assert read([b"data: caf\xc3", b"\xa9 \xff\n\n"]) == [SseEvent(None, "café \ufffd")]
