@@ -157,8 +157,7 @@ def _translate(exc: Exception, *, provider: str, started: bool) -> LLMError | No
             headers=exc.response.headers,
             key_setting=KEY_SETTING,
         )
-    if isinstance(exc, anthropic.APIResponseValidationError | ValueError):
-        # ValueError: the SDK parses each event with json.loads, unguarded.
+    if isinstance(exc, anthropic.APIResponseValidationError):
         return _http.malformed_error(provider=provider, label=_LABEL)
     if isinstance(exc, anthropic.CredentialsError):
         return LLMError("auth", f"{_LABEL} has no usable key; check {KEY_SETTING}.", provider=provider)
