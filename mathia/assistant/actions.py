@@ -85,6 +85,14 @@ def _join_room(room: Room, mathia: User) -> None:
         )
 
 
+def _clear_buffer(message_id: int) -> None:
+    """After the final text committed: its streaming buffer is no longer needed."""
+    try:
+        buffer_clear(message_id)
+    except Exception:  # Redis is down: the keys expire by themselves (buffer.BUFFER_TTL_SECONDS)
+        log.warning("assistant_buffer_clear_failed", message_id=message_id, exc_info=True)
+
+
 def assistant_answer_open(
     *, trigger: Message, asker: User, access: RoomAccess, clock: Clock = system_clock
 ) -> StartedRun | None:
@@ -249,7 +257,7 @@ def assistant_answer_finish(*, run_id: int, outcome: RunOutcome, clock: Clock = 
                 created_at=now,
             )
             wallet_bill_usage(usage=usage)  # in this transaction: no usage is left unbilled
-        transaction.on_commit(lambda: buffer_clear(answer_id))
+        transaction.on_commit(lambda: _clear_buffer(answer_id))
     log.info(
         "assistant_run_finished",
         run_id=run_id,

@@ -312,7 +312,10 @@ async def run_answer(started: StartedRun, *, prepared: _Prepared | None = None) 
         try:
             await _finish(started.run_id, outcome)
         finally:
-            await _db(slot_release)(started.slot)
+            try:
+                await _db(slot_release)(started.slot)
+            except Exception:  # Redis is down: the slot's lease ends by itself (limits.LEASE_SECONDS)
+                log.warning("assistant_slot_release_failed", run_id=started.run_id, exc_info=True)
     return started.run_id
 
 

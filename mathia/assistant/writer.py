@@ -187,6 +187,7 @@ class StreamFlusher:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.next_tick = 0.0  # loop time of the next tick (kept while no text is pending)
+        self.redis_down = False  # the last flush could not reach Redis: say so once, not every tick
 
     def add(self, writer: AnswerWriter, *, urgent: bool) -> None:
         """``writer`` has text to send: at the next tick, or at once."""
@@ -253,8 +254,14 @@ class StreamFlusher:
             try:
                 stored = await _publish(chunks)
             except Exception:  # Redis unreachable: nothing was stored, nothing numbered
-                log.warning("assistant_flush_failed", answers=len(writers), exc_info=True)
+                if not self.redis_down:
+                    log.warning("assistant_flush_failed", answers=len(writers), exc_info=True)
+                self.redis_down = True
                 stored = [False] * len(writers)
+            else:
+                if self.redis_down:
+                    log.info("assistant_flush_recovered", answers=len(writers))
+                self.redis_down = False
             for writer, sent_chunk, ok in zip(writers, chunks, stored, strict=True):
                 if ok:  # the buffer holds it: its number is used, heard or not (a gap makes clients resync)
                     writer.chunks = sent_chunk.chunk
