@@ -48,6 +48,8 @@ def _manage(*args: str, env: dict[str, str], tmp_path: Path) -> subprocess.Compl
         ({**PRODUCTION, "DATABASE_URL": ""}, "DATABASE_URL", None),
         ({**PRODUCTION, "DEBUG": "true"}, "DEBUG", None),
         ({"MATHIA_ENV": "staging"}, "MATHIA_ENV", None),
+        ({"MESSAGE_RATE_LIMIT": "30/0s"}, "MESSAGE_RATE_LIMIT", None),  # a window of zero seconds
+        ({"MCP_REQUEST_RATE_LIMIT": "often"}, "MCP_REQUEST_RATE_LIMIT", None),
     ],
 )
 def test_bad_values_name_the_variable_without_echoing_it(

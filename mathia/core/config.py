@@ -24,6 +24,10 @@ ProviderName = Literal["anthropic", "openai", "builtin"]
 DEFAULT_PROVIDERS: tuple[ProviderName, ...] = ("anthropic", "openai", "builtin")
 
 
+#: A rate limit: "30/m", "5/10s", "100/h" (``core.ratelimit.Rate.parse`` reads it).
+RATE_PATTERN = r"([1-9][0-9]*)/([1-9][0-9]*)?([smh])"
+
+
 class ConfigError(Exception):
     """A missing or invalid environment variable; the message names it, never its value."""
 
@@ -57,7 +61,7 @@ class MathiaConfig(BaseModel):
     BEHIND_TLS_PROXY: bool = False
 
     CHANNEL_LAYER: Literal["pubsub", "core"] = "pubsub"
-    MESSAGE_RATE_LIMIT: str = Field(default="30/10s", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
+    MESSAGE_RATE_LIMIT: str = Field(default="30/10s", pattern=f"^{RATE_PATTERN}$")
 
     LLM_PROVIDERS: list[ProviderName] = Field(default_factory=lambda: list(DEFAULT_PROVIDERS), min_length=1)
     ANTHROPIC_API_KEY: SecretStr | None = None
@@ -96,7 +100,7 @@ class MathiaConfig(BaseModel):
     MCP_STDIO_SERVERS: dict[str, list[str]] = Field(default_factory=dict)
     MCP_CLIENT_TIMEOUT: float = Field(default=20.0, gt=0, le=300)
     MCP_CLIENT_PRIVATE_NETWORKS: bool = False
-    MCP_REQUEST_RATE_LIMIT: str = Field(default="120/m", pattern=r"^[1-9][0-9]*/[1-9]?[0-9]*[smh]$")
+    MCP_REQUEST_RATE_LIMIT: str = Field(default="120/m", pattern=f"^{RATE_PATTERN}$")
 
     LOG_LEVEL: LogLevel = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None

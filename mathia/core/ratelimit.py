@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from mathia.core.clock import Clock, system_clock
+from mathia.core.config import RATE_PATTERN
 from mathia.core.errors import RateLimited
 from mathia.core.redis import get_redis, redis_key
+
+_RATE = re.compile(RATE_PATTERN)
+_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True)
@@ -17,11 +22,15 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate:
-        """``"30/10s"``, ``"5/m"``, ``"100/h"``."""
-        count, _, period = text.partition("/")
-        units = {"s": 1, "m": 60, "h": 3600}
-        number = period[:-1] or "1"
-        return cls(limit=int(count), window_seconds=int(number) * units[period[-1]])
+        """``"30/10s"``, ``"5/m"``, ``"100/h"``; anything else is a :class:`ValueError` that says so.
+
+        The one reading of a rate: settings' limits and each tool's ``rate`` alike.
+        """
+        match = _RATE.fullmatch(text)
+        if match is None:
+            raise ValueError(f"a rate looks like 30/m or 5/10s, not {text!r}")
+        count, number, unit = match.groups()
+        return cls(limit=int(count), window_seconds=int(number or 1) * _UNITS[unit])
 
 
 def check_rate(*, scope: str, subject: object, rate: Rate, clock: Clock = system_clock, what: str = "requests") -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from mathia.core.clock import Clock, system_clock
+from mathia.core.ratelimit import Rate
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -221,7 +222,7 @@ class ToolSpec:
         if self.cache_seconds and self.side_effects:
             raise ValueError(f"tool {self.name!r} has side effects: its results cannot be cached")
         if self.rate is not None:
-            parse_rate(self.rate)
+            Rate.parse(self.rate)
         if self.timeout <= 0:
             raise ValueError(f"tool {self.name!r} needs a positive timeout")
 
@@ -299,15 +300,6 @@ class ToolSpec:
         from mathia.assistant.llm.base import ToolSpec as LLMToolSpec
 
         return LLMToolSpec(name=self.name, description=self.description, input_schema=self.json_schema)
-
-
-def parse_rate(text: str) -> tuple[int, float]:
-    """``"30/m"`` -> (30, 60.0); ``"5/10s"`` -> (5, 10.0)."""
-    match = re.fullmatch(r"([1-9][0-9]*)/([1-9][0-9]*)?([smh])", text)
-    if match is None:
-        raise ValueError(f"a rate looks like 30/m or 5/10s, not {text!r}")
-    count, number, unit = match.groups()
-    return int(count), float(int(number or 1) * {"s": 1, "m": 60, "h": 3600}[unit])
 
 
 # --- ways in --------------------------------------------------------------------------------

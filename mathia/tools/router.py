@@ -24,6 +24,7 @@ import structlog
 from channels.db import database_sync_to_async
 from redis.exceptions import NoScriptError
 
+from mathia.core.ratelimit import Rate
 from mathia.core.redis import get_async_redis, redis_key
 from mathia.tools import audit
 from mathia.tools.registry import (
@@ -33,7 +34,6 @@ from mathia.tools.registry import (
     ToolResult,
     ToolSpec,
     ToolStatus,
-    parse_rate,
     registry,
 )
 
@@ -315,7 +315,8 @@ async def _rate_and_cache(spec: ToolSpec, call: _Call, cache_key: str) -> tuple[
         return True, 0.0, None
     rate_key, interval_ms, tolerance_ms = "", 0.0, 0.0
     if spec.rate is not None:
-        limit, window = parse_rate(spec.rate)
+        rate = Rate.parse(spec.rate)
+        limit, window = rate.limit, rate.window_seconds
         interval_ms = window * 1000 / limit
         tolerance_ms = interval_ms * (limit - 1)
         rate_key = redis_key("tools", "rate", spec.name, ctx.user.pk)
