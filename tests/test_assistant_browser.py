@@ -79,7 +79,8 @@ def test_someone_who_opens_the_room_mid_answer_sees_the_text_so_far_then_the_res
     general = make_room(ada, workspace, "general", members=[bob])
     cookies = {user.pk: session_cookie_sync(user) for user in (ada, bob)}
     text = " ".join(f"word{i}" for i in range(60))
-    with FakeLLMServer(default=Reply(text=text, tokens_per_second=25)) as llm:
+    # 6 s of answer: Bob's page must open while it streams, even on a busy machine.
+    with FakeLLMServer(default=Reply(text=text, tokens_per_second=10)) as llm:
         env = {"LLM_PROVIDERS": "anthropic", "ANTHROPIC_API_KEY": "browser-test", "ANTHROPIC_BASE_URL": llm.url}
         with running_server(env=env) as base, chromium() as browser:
             url = f"{base}/w/{workspace.slug}/#room-{general.pk}"
