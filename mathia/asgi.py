@@ -24,7 +24,8 @@ preload_provider_sdks()
 # Database work runs in threads beside the event loop. Each query releases the GIL while it
 # waits for PostgreSQL and must take it back from a busy loop thread, by default after up to
 # 5 ms: twenty queries for a question cost up to 100 ms of waiting at 50 streaming answers.
-# 0.5 ms, measured in docs/performance.md ("2026-12-02: the critical path cut"; 0.1 ms was no better).
+# 0.5 ms, measured in docs/performance.md ("2026-12-02: the critical path cut"; 0.1 ms was no
+# better: "2026-12-02, later").
 GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
 

@@ -47,18 +47,41 @@ def test_http_api_while_redis_is_down_answers_503_json(client: Client, dead_redi
     assert json.loads(response.content)["error"]["code"] == "unavailable"
 
 
+ANSWER = " ".join(f"w{i}" for i in range(30))
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_redis_dying_mid_answer_still_ends_the_answer_with_its_whole_text(
     settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Mathia's Redis (answer buffers, slots) stops while an answer streams; the channel layer
     and the database live on. The answer still ends, stored once with all its text."""
-    from mathia.testing.fake_llm import FakeLLMServer, Reply
-
     own = start_embedded_redis(tmp_path / "redis")
     settings.REDIS_URL = own.url
-    words = [f"w{i}" for i in range(30)]
-    with FakeLLMServer(default=Reply(text=" ".join(words), tokens_per_second=30)) as llm:
+    try:
+        final, first = await _answer_while_redis_dies(settings, own)
+    finally:
+        own.stop()
+    answer_id = first["message_id"]
+    assert final["message"]["id"] == answer_id
+    assert final["message"]["status"] == "done"
+    assert final["message"]["body"].startswith(ANSWER)
+    stored = await database_sync_to_async(Message.objects.get)(pk=answer_id)
+    assert (stored.status or "done", stored.body) == (final["message"]["status"], final["message"]["body"])
+    # Nothing crashed on the way: the slot that could not be freed is only a warning (its lease ends).
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
+    flush_warnings = [r for r in caplog.records if "assistant_flush_failed" in r.getMessage()]
+    assert 1 <= len(flush_warnings) <= 2, len(flush_warnings)  # Redis being down, then this answer: not every tick
+    logged = caplog.text
+    assert "assistant_slot_release_failed" in logged
+    assert "assistant_buffer_clear_failed" in logged
+
+
+async def _answer_while_redis_dies(settings: Any, own: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ask @mathia, stop ``own`` at the answer's first frame; the final message and that frame."""
+    from mathia.testing.fake_llm import FakeLLMServer, Reply
+
+    with FakeLLMServer(default=Reply(text=ANSWER, tokens_per_second=30)) as llm:
         settings.LLM_PROVIDERS = ["anthropic"]
         settings.ANTHROPIC_API_KEY = "sk-ant-test"
         settings.ANTHROPIC_BASE_URL = llm.anthropic_url
@@ -72,16 +95,7 @@ async def test_redis_dying_mid_answer_still_ends_the_answer_with_its_whole_text(
         )
         assert ack["type"] == "ack", ack
         first = await socket.recv_until("message.stream", timeout=8, room_id=general.pk)
-        own.stop()
+        own.stop()  # mid-stream
         final = await socket.recv_until("message.updated", timeout=15, room_id=general.pk)
         await socket.close()
-    answer_id = first["message_id"]
-    assert final["message"]["id"] == answer_id
-    assert final["message"]["status"] != "streaming"
-    assert final["message"]["body"].startswith(" ".join(words))
-    stored = await database_sync_to_async(Message.objects.get)(pk=answer_id)
-    assert (stored.status or "done", stored.body) == (final["message"]["status"], final["message"]["body"])
-    # Nothing crashed on the way: the slot that could not be freed is only a warning (its lease ends).
-    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")], caplog.text
-    flush_warnings = [r for r in caplog.records if "assistant_flush_failed" in r.getMessage()]
-    assert 1 <= len(flush_warnings) <= 2, len(flush_warnings)  # Redis being down, then this answer: not every tick
+    return final, first

@@ -401,6 +401,21 @@ async def test_an_openai_error_chunk_mid_stream(
     assert error.kind == "upstream"
 
 
+async def test_an_openai_stream_is_complete_at_done_even_if_the_body_stays_open(
+    openai_provider: OpenAICompatibleProvider, server: FakeLLMServer
+) -> None:
+    """Some servers and proxies keep the body open after ``[DONE]``: the answer ends there, not at the read timeout."""
+    server.enqueue(Reply(text="one two", hold_open_after_done=True))
+
+    started = time.monotonic()
+    events, error = await collect(openai_provider)
+
+    assert error is None
+    assert text_of(events) == "one two"
+    assert events[-1] == Finish("end")
+    assert time.monotonic() - started < 2  # the provider's read timeout is 5 s
+
+
 async def test_a_stream_that_ends_without_its_closing_events_is_a_connection_error(
     provider: Any, server: FakeLLMServer
 ) -> None:

@@ -72,3 +72,11 @@ def test_a_blank_line_with_no_data_dispatches_nothing() -> None:
 
 def test_bytes_that_are_not_utf8_become_replacement_characters() -> None:
     assert read([b"data: caf\xc3", b"\xa9 \xff\n\n"]) == [SseEvent(None, "café \ufffd")]
+
+
+def test_a_byte_order_mark_and_an_empty_event_name_mean_nothing() -> None:
+    assert read([b"\xef\xbb", b"\xbfevent:\ndata: x\n\n"]) == [SseEvent(None, "x")]
+
+
+def test_the_last_line_ended_by_a_cr_counts_even_before_broken_utf8() -> None:
+    assert read([b"data: x\n\r\xe2"]) == [SseEvent(None, "x")]

@@ -117,13 +117,16 @@ class _Registry:
             writers = list(self.writers.values())
             try:
                 beat = await _db(assistant_runs_heartbeat)(run_ids=[w.started.run_id for w in writers])
+            except Exception:
+                log.exception("assistant_heartbeat_failed")
+                continue
+            try:
                 await _db(slot_renew)([w.started.slot for w in writers])
                 layer = get_channel_layer()
                 if layer is not None and self.channel is not None:  # group membership expires on some layers
                     await layer.group_add(CONTROL_GROUP, self.channel)
-            except Exception:
-                log.exception("assistant_heartbeat_failed")
-                continue
+            except Exception:  # Redis is down: the database's stop requests below still count
+                log.warning("assistant_heartbeat_redis_failed", exc_info=True)
             for run_id, by in beat.stop.items():  # the control message was lost: stop anyway
                 self.stop(run_id, by)
             for run_id in beat.gone:  # finished by the reaper: this work is no longer wanted

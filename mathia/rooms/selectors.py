@@ -123,6 +123,7 @@ def room_has_member(*, room_id: int, user_id: int) -> bool:
 
 def room_has_members_besides(*, room_id: int, user_ids: list[int]) -> bool:
     """Whether anyone other than ``user_ids`` is a member of the room."""
+    user_ids = [uid for uid in user_ids if uid is not None]  # NOT IN (…, NULL) would match no one
     others = " AND user_id NOT IN (" + ", ".join(["%s"] * len(user_ids)) + ")" if user_ids else ""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_MEMBERSHIPS} WHERE room_id = %s{others} LIMIT 1", [room_id, *user_ids])  # noqa: S608

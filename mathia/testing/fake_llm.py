@@ -141,6 +141,8 @@ class Reply:
     #: Send an in-stream error event (Anthropic ``event: error``; OpenAI ``data: {"error": ...}``) and end.
     error_event_after: int | None = None
     error_type: str = "overloaded_error"
+    #: OpenAI only: after ``data: [DONE]``, keep the body open (sending nothing) instead of ending it.
+    hold_open_after_done: bool = False
 
     def text_tokens(self) -> list[str]:
         if self.tokens is not None:
@@ -682,6 +684,10 @@ class _Response:
                 )
             )
         await self._write(b"data: [DONE]\n\n")
+        if reply.hold_open_after_done:
+            while not self.gone.is_set():  # until the client hangs up
+                await asyncio.sleep(0.05)
+            raise _Stop
         await self._finish()
 
 

@@ -234,9 +234,10 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
     Lines end with CRLF, LF or CR (a CR and an LF split across two chunks are one line end);
     a blank line dispatches the event; ``:`` lines are comments; ``id`` and ``retry`` are
     not needed here and skipped; an event not closed by a blank line when the stream ends
-    is dropped. Undecodable UTF-8 becomes U+FFFD, as the standard says.
+    is dropped. A leading byte-order mark is skipped, an empty ``event:`` means none, and
+    undecodable UTF-8 becomes U+FFFD, as the standard says.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
     pending = ""
     event: str | None = None
     data: list[str] = []
@@ -255,7 +256,7 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
         if name == "data":
             data.append(value)
         elif name == "event":
-            event = value
+            event = value or None
         return None
 
     async for chunk in chunks:
@@ -266,6 +267,9 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
         for text_line in lines:
             if (produced := line(text_line)) is not None:
                 yield produced
-    rest = pending + decoder.decode(b"", final=True)
-    if rest.endswith("\r") and (produced := line(rest[:-1])) is not None:  # the stream's last line end was a CR
-        yield produced
+    # The stream's end: complete lines still held (one ended by a CR, maybe then bytes that were
+    # not UTF-8) count; the unfinished last one does not.
+    lines = _LINE_BREAK.split(pending + decoder.decode(b"", final=True))
+    for text_line in lines[:-1]:
+        if (produced := line(text_line)) is not None:
+            yield produced

@@ -106,7 +106,7 @@ class AnthropicProvider:
                 except Exception as exc:
                     raise self._error(exc, started=True) from None
                 if sse.event == "error":
-                    raise self._stream_error(sse.data)
+                    raise self._stream_error(sse.data, request_id=response.http_response.headers.get("request-id"))
                 if sse.event in (None, "ping") or not sse.data:
                     continue
                 try:
@@ -121,12 +121,18 @@ class AnthropicProvider:
         finally:
             await opened.__aexit__(None, None, None)
 
-    def _stream_error(self, data: str) -> LLMError:
+    def _stream_error(self, data: str, *, request_id: object) -> LLMError:
         """An ``event: error`` inside the (200) stream: ``{"type": "error", "error": {"type": ...}}``."""
         error_type: object = None
         with contextlib.suppress(ValueError, AttributeError):
             error_type = json.loads(data).get("error", {}).get("type")
-        log.info("llm_provider_error", provider=self.name, kind="stream", error_type=_http.safe_token(error_type))
+        log.info(
+            "llm_provider_error",
+            provider=self.name,
+            kind="stream",
+            error_type=_http.safe_token(error_type),
+            request_id=_http.safe_token(request_id),
+        )
         return _http.stream_error(provider=self.name, label=_LABEL, error_type=error_type)
 
     def _error(self, exc: Exception, *, started: bool) -> LLMError:

@@ -7,6 +7,8 @@ chunk, tool calls without ids or split into one piece, ``stop`` instead of ``too
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -116,15 +118,14 @@ class OpenAICompatibleProvider:
             yield ProviderInfo(self.name, self.model)
             completion = _Completion()
             iterator = aiter(_http.sse_events(response.http_response.aiter_bytes()))
-            # Read to the end of the body, past [DONE], so the connection can be reused.
-            while True:
+            while not completion.done:  # until [DONE]
                 try:
                     sse = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
                     raise self._error(exc, started=True) from None
-                if completion.done or not sse.data:
+                if not sse.data:
                     continue
                 try:
                     produced = completion.feed(sse.data)
@@ -138,6 +139,8 @@ class OpenAICompatibleProvider:
                     raise _http.malformed_error(provider=self.name, label=self._label) from None
                 for produced_event in produced:
                     yield produced_event
+            if completion.done:
+                await _drain(iterator)
             try:
                 final = completion.finish()
             except Malformed:
@@ -242,6 +245,21 @@ class _PendingCall:
     id: str = ""
     name: str = ""
     arguments: str = ""
+
+
+DRAIN_SECONDS = 0.1
+
+
+async def _drain(events: AsyncIterator[_http.SseEvent]) -> None:
+    """After [DONE]: read what is left of the body for a moment, so the connection can be reused.
+
+    Best effort, as the SDK does: the answer is complete, so a server that keeps the body open
+    or drops the connection now must not fail it.
+    """
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in events:
+                pass
 
 
 class _StreamError(Exception):
