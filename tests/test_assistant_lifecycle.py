@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import websockets
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
 from mathia.assistant.actions import STALE_AFTER, assistant_runs_reap
 from mathia.assistant.context import AnswerTarget, ContextManager, TokenCounter
@@ -189,3 +190,34 @@ def test_a_question_whose_answer_cannot_be_handed_to_a_worker_gets_a_clear_reply
     assert (run.state, run.error_code) == (RunState.FAILED, "unavailable")
     assert "couldn't start answering" in run.answer.body
     assert all(get_redis().zcard(key) == 0 for key in _keys(ada.pk, workspace.pk))
+
+
+def test_the_prompt_reads_only_what_the_asker_may_see_of_the_room_up_to_the_question() -> None:
+    workspace, (ada, bob, cyd) = make_team(3)
+    room = make_room(ada, workspace, "general", members=[bob, cyd])
+
+    def send(user: Any, body: str) -> int:
+        payload, _ = chat_actions.message_send(user=user, room_id=room.pk, body=body, client_id=body.replace(" ", "-"))
+        return int(payload["id"])
+
+    send(bob, "public note")
+    Message.objects.filter(pk=send(bob, "for bob only")).update(visible_to=bob)
+    Message.objects.filter(pk=send(bob, "for ada only")).update(visible_to=ada)
+    Message.objects.filter(pk=send(bob, "deleted note")).update(deleted_at=timezone.now())
+    Message.objects.filter(pk=send(bob, "still streaming")).update(status="streaming")
+    Message.objects.filter(pk=send(cyd, "by a gone account")).update(author=None)  # as after erasing the account
+    payload, _ = chat_actions.message_send(user=ada, room_id=room.pk, body="@mathia what now?", client_id="q")
+    send(bob, "after the question")
+    trigger = Message.objects.get(pk=payload["id"])
+
+    built = ContextManager(sources=[]).build(
+        AnswerTarget(asker=ada, room=room, trigger=trigger), provider="anthropic", model="m"
+    )
+
+    text = "\n".join(turn.content for turn in built.request.messages)
+    assert "Bob: public note" in text
+    assert "Bob: for ada only" in text  # the asker's own private message
+    assert "Someone: by a gone account" in text
+    for hidden in ("for bob only", "deleted note", "still streaming", "after the question"):
+        assert hidden not in text
+    assert None in built.author_ids  # a gone author: the prompt is not "trusted"
