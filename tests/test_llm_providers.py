@@ -359,10 +359,11 @@ async def test_events_of_unknown_types_are_skipped(provider: Any, server: FakeLL
     assert events[-1] == Finish("end")
 
 
-@pytest.mark.parametrize("malformed", ["json", "shape"])
+@pytest.mark.parametrize("malformed", ["json", "shape", "endless"])
 async def test_a_malformed_event_fails_as_malformed(
-    provider: Any, server: FakeLLMServer, malformed: Literal["json", "shape"]
+    provider: Any, server: FakeLLMServer, malformed: Literal["json", "shape", "endless"]
 ) -> None:
+    """``endless``: a line that never ends fails once it passes the reader's limit, not at a timeout."""
     server.enqueue(Reply(text="one two three", malformed_after=1, malformed=malformed))
 
     events, error = await collect(provider)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mathia.assistant.llm._http import SseEvent, sse_events
+from mathia.assistant.llm._http import Malformed, SseEvent, sse_events
 
 
 async def _chunks(pieces: list[bytes]) -> AsyncIterator[bytes]:
@@ -80,3 +81,41 @@ def test_a_byte_order_mark_and_an_empty_event_name_mean_nothing() -> None:
 
 def test_the_last_line_ended_by_a_cr_counts_even_before_broken_utf8() -> None:
     assert read([b"data: x\n\r\xe2"]) == [SseEvent(None, "x")]
+
+
+def test_a_long_line_in_many_small_chunks_reads_back_whole() -> None:
+    line = "x" * 50_000
+    raw = f"data: {line}\r".encode()
+    pieces = [raw[i : i + 7] for i in range(0, len(raw), 7)] + [b"\r"]  # its end: CR, then a blank line
+
+    assert read(pieces) == [SseEvent(None, line)]
+
+
+def test_a_cr_ending_a_chunk_ends_its_line_even_when_no_lf_follows() -> None:
+    assert read([b"data: a\r", b"data: b\r", b"\r"]) == [SseEvent(None, "a\nb")]
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"data: " + b"x" * 600, b"y" * 600],  # one line that does not end
+        [b"data: " + b"x" * 600 + b"\n", b"data: " + b"y" * 600 + b"\n"],  # lines of one event
+        [b"data: " + b"x" * 1300 + b"\n"],  # a line in one chunk
+    ],
+    ids=["unended-line", "long-event", "long-line"],
+)
+def test_an_event_past_the_size_limit_is_malformed(pieces: list[bytes]) -> None:
+    async def collect() -> list[SseEvent]:
+        return [event async for event in sse_events(_chunks(pieces), max_event_chars=1000)]
+
+    with pytest.raises(Malformed, match="more than 1000 characters"):
+        asyncio.run(collect())
+
+
+def test_events_under_the_limit_pass_however_many() -> None:
+    pieces = [b"data: " + b"x" * 900 + b"\n\n"] * 5
+
+    async def collect() -> list[SseEvent]:
+        return [event async for event in sse_events(_chunks(pieces), max_event_chars=1000)]
+
+    assert asyncio.run(collect()) == [SseEvent(None, "x" * 900)] * 5

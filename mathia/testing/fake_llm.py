@@ -132,9 +132,10 @@ class Reply:
     cut_after: int | None = None
     #: End the body cleanly after this many tokens, without the closing events.
     end_after: int | None = None
-    #: Send an event that cannot be parsed (``"json"``) or has the wrong shape (``"shape"``).
+    #: Send an event that cannot be parsed (``"json"``), has the wrong shape (``"shape"``), or
+    #: a ``data:`` line that never ends (``"endless"``: 4 MiB, then the connection stays open).
     malformed_after: int | None = None
-    malformed: Literal["json", "shape"] = "json"
+    malformed: Literal["json", "shape", "endless"] = "json"
     #: Send an event the client should skip: an unknown Anthropic event type, or an OpenAI
     #: chunk with no choices (as Azure sends with ``prompt_filter_results``).
     unknown_event_after: int | None = None
@@ -498,6 +499,12 @@ class _Response:
         if due(reply.unknown_event_after):
             await self._write(self._unknown_frame())
         if due(reply.malformed_after):
+            if reply.malformed == "endless":
+                await self._write(b"data: ")
+                for _ in range(64):
+                    await self._write(b"x" * 65536)
+                await self.gone.wait()
+                raise _Stop
             await self._write(self._malformed_frame())
         if due(reply.error_event_after):
             await self._write(self._error_frame())

@@ -227,8 +227,15 @@ class SseEvent(NamedTuple):
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
+#: The most text one event (its lines so far) may hold. The providers' events are a few hundred
+#: characters; a stream sending more without a line end is broken or hostile, and holding it
+#: would grow memory without bound.
+SSE_EVENT_MAX_CHARS = 1 << 20
 
-async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
+
+async def sse_events(
+    chunks: AsyncIterable[bytes], *, max_event_chars: int = SSE_EVENT_MAX_CHARS
+) -> AsyncIterator[SseEvent]:
     """The server-sent events in a byte stream, as the HTML standard's event-stream parser reads them.
 
     Lines end with CRLF, LF or CR (a CR and an LF split across two chunks are one line end);
@@ -236,17 +243,22 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
     not needed here and skipped; an event not closed by a blank line when the stream ends
     is dropped. A leading byte-order mark is skipped, an empty ``event:`` means none, and
     undecodable UTF-8 becomes U+FFFD, as the standard says.
+
+    An event (or a line) longer than ``max_event_chars`` raises :class:`Malformed`. A line
+    arriving in many chunks is joined once, when it ends, so reading stays linear in its size.
     """
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    pending = ""
+    pending: list[str] = []  # the unfinished line, in pieces
+    pending_chars = 0
     event: str | None = None
     data: list[str] = []
+    data_chars = 0
 
     def line(text: str) -> SseEvent | None:
-        nonlocal event, data
+        nonlocal event, data, data_chars
         if not text:
             produced = SseEvent(event, "\n".join(data)) if data else None
-            event, data = None, []
+            event, data, data_chars = None, [], 0
             return produced
         name, colon, value = text.partition(":")
         if not name:
@@ -254,22 +266,36 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            data_chars += len(value) + 1
+            if data_chars > max_event_chars:
+                raise Malformed(f"an event of more than {max_event_chars} characters")
             data.append(value)
         elif name == "event":
             event = value or None
         return None
 
     async for chunk in chunks:
-        text = pending + decoder.decode(chunk)
+        piece = decoder.decode(chunk)
+        held_cr = bool(pending) and pending[-1].endswith("\r")  # a line ended; is the next byte its LF?
+        if not held_cr and "\n" not in piece and "\r" not in piece:  # the line goes on: no rescan
+            pending_chars += len(piece)
+            if pending_chars > max_event_chars:
+                raise Malformed(f"a line of more than {max_event_chars} characters")
+            pending.append(piece)
+            continue
+        text = "".join(pending) + piece if pending else piece
         held_cr = text.endswith("\r")  # its LF may open the next chunk
         lines = _LINE_BREAK.split(text[:-1] if held_cr else text)
-        pending = lines.pop() + ("\r" if held_cr else "")
+        rest = lines.pop() + ("\r" if held_cr else "")
+        pending, pending_chars = ([rest], len(rest)) if rest else ([], 0)
+        if pending_chars > max_event_chars:
+            raise Malformed(f"a line of more than {max_event_chars} characters")
         for text_line in lines:
             if (produced := line(text_line)) is not None:
                 yield produced
     # The stream's end: complete lines still held (one ended by a CR, maybe then bytes that were
     # not UTF-8) count; the unfinished last one does not.
-    lines = _LINE_BREAK.split(pending + decoder.decode(b"", final=True))
+    lines = _LINE_BREAK.split("".join(pending) + decoder.decode(b"", final=True))
     for text_line in lines[:-1]:
         if (produced := line(text_line)) is not None:
             yield produced

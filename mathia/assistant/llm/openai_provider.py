@@ -123,6 +123,9 @@ class OpenAICompatibleProvider:
                     sse = await anext(iterator)
                 except StopAsyncIteration:
                     break
+                except Malformed:  # an event past the reader's size limit
+                    log.info("llm_malformed_event", provider=self.name, event_type="oversized")
+                    raise _http.malformed_error(provider=self.name, label=self._label) from None
                 except Exception as exc:
                     raise self._error(exc, started=True) from None
                 if not sse.data:
