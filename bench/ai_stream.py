@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -52,6 +53,7 @@ from mathia.embedded.redis import free_port, start_embedded_redis  # noqa: E402
 TTFT_TARGET_AT_50_MS = 10.0  # p99 added time to first token with 50 streams
 TTFT_LIMIT_MS = 50.0  # the search: most streams with p99 under this
 STREAMS_TARGET = 300
+PROBE_ROOMS = 5  # rooms whose second member sends plain messages during each step
 DEFAULT_STREAMS = "10,25,50,100,200,300,400,500"
 QUICK_STREAMS = "10,50,100"
 WORDS = ["the", "launch", "moved", "to", "March", "because", "the", "review", "found", "two", "open", "issues"]
@@ -189,6 +191,8 @@ class StepResult:
     wall: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     client_lag_ms: list[float] = field(default_factory=list)
+    #: Plain messages (no @mathia) sent during the step: send to the sender's own message.new.
+    probe_ms: list[float] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)  # per answer, for --dump
 
     @property
@@ -209,6 +213,8 @@ class StreamLoad(Load):
         self.current: dict[int, Question] = {}  # room -> the question being answered there
         self.question_of_answer: dict[int, int] = {}  # answer message id -> question message id
         self.views: dict[int, dict[int, View]] = {}  # answer message id -> client index -> view
+        self.probes: dict[str, float] = {}  # a plain message's client id -> when it was sent
+        self.probe_ms: list[float] = []
 
     def _view(self, answer_id: int, client: Client) -> View:
         views = self.views.setdefault(answer_id, {})
@@ -242,6 +248,9 @@ class StreamLoad(Load):
 
     def _message(self, client: Client, message: dict[str, Any], now: float) -> None:
         if not message["author"]["assistant"]:
+            sent_at = self.probes.pop(message.get("client_id") or "", None)
+            if sent_at is not None:
+                self.probe_ms.append((now - sent_at) * 1000)
             question = self.by_tag.get(message.get("client_id") or "")
             if question is not None:
                 question.message_id = message["id"]
@@ -275,6 +284,26 @@ class StreamLoad(Load):
             except TimeoutError:
                 question.timed_out = True
                 return  # the room's answer is stuck; asking again would overlap it
+
+    async def probe(self, room: int, step: int, stop_at: asyncio.Event) -> None:
+        """A member who is not asking sends plain messages: the chat's own round trip under this load.
+
+        Twice a second (within the default limit of 30 messages per 10 s), from the second
+        member of ``room``; the time runs from the send to that member's own ``message.new``,
+        which has gone through the database, the outbox, Redis and the room's delivery, as an
+        answer's first frame does.
+        """
+        member = self.members[room][1]
+        for number in itertools.count():
+            if stop_at.is_set():
+                return
+            tag = f"{self.run_token}-probe-{step}-{room}-{number}"
+            self.probes[tag] = time.time()
+            await member.ws.send(
+                json.dumps({"type": "send", "room_id": room, "client_id": tag, "body": f"probe {tag}"})
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_at.wait(), 0.5)
 
 
 async def _loop_lag(samples: list[float], stop_at: asyncio.Event) -> None:
@@ -319,14 +348,17 @@ async def run_step(
     client0 = time.process_time()
     lag_stop = asyncio.Event()
     lag = asyncio.ensure_future(_loop_lag(result.client_lag_ms, lag_stop))
+    probes = [asyncio.ensure_future(load.probe(room, step, lag_stop)) for room in rooms[:PROBE_ROOMS]]
+    load.probe_ms = result.probe_ms
     t0 = time.perf_counter()
     await asyncio.gather(
         *(load.ask(room, rounds, random.uniform(0, answer_seconds), step, questions) for room in rooms)
     )
+    lag_stop.set()  # no probe after the last question
     await asyncio.sleep(1.0)  # the other members' last frames
     result.wall = time.perf_counter() - t0
-    lag_stop.set()
-    await lag
+    await asyncio.gather(lag, *probes)
+    load.probes.clear()
     result.cpu = {name: (_cpu_seconds(pid) - cpu0[name]) for name, pid in pids.items()}
     result.cpu["postgres"] = sum(cpu - backends0.get(pid, 0.0) for pid, cpu in _postgres_backends().items())
     result.cpu["machine"] = _machine_busy_seconds() - cpu0["machine"]
@@ -438,6 +470,11 @@ def report(r: StepResult, cores: int) -> None:
         f"other processes {share['machine'] - sum(v for n, v in share.items() if n != 'machine'):.0f}%  "
         f"client loop lag p99 "
         f"{pct(r.client_lag_ms, 0.99):.1f} ms  incomplete {r.incomplete}  unmatched {r.unmatched}",
+        flush=True,
+    )
+    print(
+        f"         plain message round trip (send to own message.new, {len(r.probe_ms)} messages): "
+        f"p50 {pct(r.probe_ms, 0.5):.1f} ms p99 {pct(r.probe_ms, 0.99):.1f} ms",
         flush=True,
     )
     for failure in r.failures[:5]:
@@ -586,13 +623,17 @@ def main() -> None:
 
 def summarize(results: list[StepResult]) -> None:
     print("\n== summary")
-    print("| streams | answers | added TTFT p50 | p99 | frames/s per stream | CPU per stream | Mathia CPU | lost |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        "| streams | answers | added TTFT p50 | p99 | plain message p50 / p99 | frames/s per stream | CPU per stream "
+        "| Mathia CPU | lost |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         mean_fps = sum(r.fps) / len(r.fps) if r.fps else float("nan")
         cpu_per_stream = r.cpu["mathia"] / r.stream_seconds * 100 if r.stream_seconds else float("nan")
         print(
-            f"| {r.streams} | {r.answers} | {pct(r.added_ms, 0.5):.1f} ms | {r.p99:.1f} ms | {mean_fps:.1f} | "
+            f"| {r.streams} | {r.answers} | {pct(r.added_ms, 0.5):.1f} ms | {r.p99:.1f} ms | "
+            f"{pct(r.probe_ms, 0.5):.1f} / {pct(r.probe_ms, 0.99):.1f} ms | {mean_fps:.1f} | "
             f"{cpu_per_stream:.2f}% | {r.cpu['mathia'] / r.wall * 100:.0f}% | {r.incomplete + r.unmatched} |"
         )
     at_50 = next((r for r in results if r.streams == 50), None)
