@@ -99,3 +99,47 @@ async def _answer_while_redis_dies(settings: Any, own: Any) -> tuple[dict[str, A
         final = await socket.recv_until("message.updated", timeout=15, room_id=general.pk)
         await socket.close()
     return final, first
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_redis_down_the_heartbeat_still_marks_the_run_alive_and_applies_a_stop(
+    settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mathia's Redis stops mid-answer: the slot cannot be renewed (a warning), but the heartbeat's
+    database half runs on, so the run stays alive for the reaper, and a Stop recorded in the
+    database (its control message lost) still stops the answer, keeping its text."""
+    from mathia.assistant import runner
+    from mathia.assistant.models import AssistantRun
+    from mathia.testing.fake_llm import FakeLLMServer, Reply
+
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.3)
+    own = start_embedded_redis(tmp_path / "redis")
+    settings.REDIS_URL = own.url
+    try:
+        with FakeLLMServer(default=Reply(text=ANSWER * 10, tokens_per_second=20)) as llm:
+            settings.LLM_PROVIDERS = ["anthropic"]
+            settings.ANTHROPIC_API_KEY = "sk-ant-test"
+            settings.ANTHROPIC_BASE_URL = llm.anthropic_url
+            settings.ANTHROPIC_MODEL = "claude-test"
+            team = await database_sync_to_async(make_chat_team)()
+            general = team["general"]
+            socket = await connect(team["ada"])
+            assert (await socket.request({"type": "subscribe", "rooms": [general.pk]}))["type"] == "subscribed"
+            await socket.request(
+                {"type": "send", "room_id": general.pk, "client_id": "h1", "body": "@mathia go"}, "ack"
+            )
+            first = await socket.recv_until("message.stream", timeout=8, room_id=general.pk)
+            own.stop()
+            run = await database_sync_to_async(AssistantRun.objects.get)(answer_id=first["message_id"])
+            started_beat = run.heartbeat_at
+            await database_sync_to_async(AssistantRun.objects.filter(pk=run.pk).update)(stopped_by=team["ada"])
+            final = await socket.recv_until("message.updated", timeout=10, room_id=general.pk)
+            await socket.close()
+    finally:
+        own.stop()
+    assert final["message"]["status"] == "stopped", final
+    assert final["message"]["body"].startswith(first["delta"])  # the text so far is kept
+    run = await database_sync_to_async(AssistantRun.objects.get)(pk=run.pk)
+    assert run.heartbeat_at > started_beat  # the database half of the beat ran with Redis down
+    assert "assistant_heartbeat_redis_failed" in caplog.text
+    assert "assistant_heartbeat_failed" not in caplog.text
