@@ -536,6 +536,12 @@ async def test_a_source_adds_tools_per_workspace_through_the_same_router(team: d
         names = {s.name for s in await list_tools(ctx)}
         assert "ext_ticket_lookup" not in names
         assert "weather" in names
+        # Calling one of its tools says so, instead of "no such tool".
+        down = await invoke("ext_ticket_lookup", {"ticket": "T-1"}, ctx=ctx)
+        assert (down.status, down.code) == (ToolStatus.ERROR, "tool_unavailable")
+        assert "not available right now" in down.message
+        assert "test-external" in down.message
+        assert (await invoke("weather", {}, ctx=ctx)).code != "tool_unavailable"  # static tools are unaffected
     finally:
         registry.remove_source(source.name)
 

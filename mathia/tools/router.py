@@ -81,26 +81,49 @@ PERMISSION_MESSAGES = {
 }
 
 
+class ToolUnavailable(Exception):
+    """A tool was not found while a source that might offer it could not be read."""
+
+    def __init__(self, name: str, sources: list[str]) -> None:
+        super().__init__(
+            f"`{name}` is not available right now: the connected tools ({', '.join(sources)}) could not be "
+            "read. Try again in a moment."
+        )
+
+
 async def resolve(name: str, *, workspace_id: int) -> ToolSpec | None:
-    """The tool called ``name`` in ``workspace_id``: a static one, else one from a source."""
+    """The tool called ``name`` in ``workspace_id``: a static one, else one from a source.
+
+    Raises :class:`ToolUnavailable` rather than answering "no such tool" when a source failed.
+    """
     spec = registry.get(name)
     if spec is not None:
         return spec
     if not registry.sources():
         return None
-    found = await database_sync_to_async(source_tools, thread_sensitive=False)(workspace_id)
-    return next((candidate for candidate in found if candidate.name == name), None)
+    found, failed = await database_sync_to_async(_read_sources, thread_sensitive=False)(workspace_id)
+    spec = next((candidate for candidate in found if candidate.name == name), None)
+    if spec is None and failed:
+        raise ToolUnavailable(name, failed)
+    return spec
 
 
 def source_tools(workspace_id: int) -> list[ToolSpec]:
     """The tools the sources offer in ``workspace_id`` (synchronous: they read the database)."""
+    return _read_sources(workspace_id)[0]
+
+
+def _read_sources(workspace_id: int) -> tuple[list[ToolSpec], list[str]]:
+    """The sources' tools in ``workspace_id``, and the names of the sources that failed."""
     specs: list[ToolSpec] = []
+    failed: list[str] = []
     for source in registry.sources():
         try:
             specs.extend(source.tools(workspace_id))
         except Exception:  # a source that is down hides its tools; it does not break the others
             log.warning("tool_source_failed", source=source.name, exc_info=True)
-    return specs
+            failed.append(source.name)
+    return specs, failed
 
 
 async def list_tools(
@@ -151,11 +174,17 @@ async def invoke(name: str, arguments: object, *, ctx: ToolContext, spec: ToolSp
     tools cost a query to list), so it is not looked up twice.
     """
     call = _Call(name=name, arguments=arguments, ctx=ctx, began=time.perf_counter())
-    call.spec = spec if spec is not None and spec.name == name else await resolve(name, workspace_id=ctx.workspace_id)
-    if call.spec is None:
-        result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
+    try:
+        call.spec = (
+            spec if spec is not None and spec.name == name else await resolve(name, workspace_id=ctx.workspace_id)
+        )
+    except ToolUnavailable as down:
+        result = ToolResult.error(str(down), code="tool_unavailable")
     else:
-        result = await _run(call.spec, call)
+        if call.spec is None:
+            result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
+        else:
+            result = await _run(call.spec, call)
     if not call.audited:
         await _audit_and_cache(call, result)
     return result
