@@ -13,7 +13,9 @@ to first token, request received to first token sent, read from its ``GET /stats
 Every member must receive contiguous chunks and the final ``message.updated`` with status
 ``done`` and the full text; any that does not counts as incomplete. K rises step by step
 until the p99 added time to first token reaches 50 ms (from 50 streams on; ``--keep-going``
-runs every step).
+runs every step). Meanwhile a member of each of the first five rooms who does not ask sends
+plain messages twice a second: their round trip (send to the sender's own ``message.new``) is
+the chat's own latency under the same load, a floor for an answer's first frame.
 
     .venv/bin/python bench/ai_stream.py                          # K = 10, 25, 50, 100, 200, 300...
     .venv/bin/python bench/ai_stream.py --streams 10,50,100,300 --quick
