@@ -13,9 +13,9 @@ to first token, request received to first token sent, read from its ``GET /stats
 Every member must receive contiguous chunks and the final ``message.updated`` with status
 ``done`` and the full text; any that does not counts as incomplete. K rises step by step
 until the p99 added time to first token reaches 50 ms (from 50 streams on; ``--keep-going``
-runs every step). Meanwhile a member of each of the first five rooms who does not ask sends
-plain messages twice a second: their round trip (send to the sender's own ``message.new``) is
-the chat's own latency under the same load, a floor for an answer's first frame.
+runs every step). Meanwhile, in five more rooms where nobody asks, one member each sends plain
+messages twice a second: their round trip (send to the sender's own ``message.new``) is the
+chat's own latency under the same load, a floor for an answer's first frame.
 
     .venv/bin/python bench/ai_stream.py                          # K = 10, 25, 50, 100, 200, 300...
     .venv/bin/python bench/ai_stream.py --streams 10,50,100,300 --quick
@@ -55,7 +55,7 @@ from mathia.embedded.redis import free_port, start_embedded_redis  # noqa: E402
 TTFT_TARGET_AT_50_MS = 10.0  # p99 added time to first token with 50 streams
 TTFT_LIMIT_MS = 50.0  # the search: most streams with p99 under this
 STREAMS_TARGET = 300
-PROBE_ROOMS = 5  # rooms whose second member sends plain messages during each step
+PROBE_ROOMS = 5  # rooms apart from the answers', where one member sends plain messages during each step
 DEFAULT_STREAMS = "10,25,50,100,200,300,400,500"
 QUICK_STREAMS = "10,50,100"
 WORDS = ["the", "launch", "moved", "to", "March", "because", "the", "review", "found", "two", "open", "issues"]
@@ -195,6 +195,7 @@ class StepResult:
     client_lag_ms: list[float] = field(default_factory=list)
     #: Plain messages (no @mathia) sent during the step: send to the sender's own message.new.
     probe_ms: list[float] = field(default_factory=list)
+    probes_lost: int = 0  # plain messages whose sender never got its message.new
     timings: list[dict[str, Any]] = field(default_factory=list)  # per answer, for --dump
 
     @property
@@ -215,7 +216,7 @@ class StreamLoad(Load):
         self.current: dict[int, Question] = {}  # room -> the question being answered there
         self.question_of_answer: dict[int, int] = {}  # answer message id -> question message id
         self.views: dict[int, dict[int, View]] = {}  # answer message id -> client index -> view
-        self.probes: dict[str, float] = {}  # a plain message's client id -> when it was sent
+        self.probes: dict[str, tuple[float, Client]] = {}  # a plain message's client id -> sent at, by whom
         self.probe_ms: list[float] = []
 
     def _view(self, answer_id: int, client: Client) -> View:
@@ -250,9 +251,10 @@ class StreamLoad(Load):
 
     def _message(self, client: Client, message: dict[str, Any], now: float) -> None:
         if not message["author"]["assistant"]:
-            sent_at = self.probes.pop(message.get("client_id") or "", None)
-            if sent_at is not None:
-                self.probe_ms.append((now - sent_at) * 1000)
+            probe = self.probes.get(message.get("client_id") or "")
+            if probe is not None and probe[1] is client:  # the sender's own copy
+                del self.probes[message["client_id"]]
+                self.probe_ms.append((now - probe[0]) * 1000)
             question = self.by_tag.get(message.get("client_id") or "")
             if question is not None:
                 question.message_id = message["id"]
@@ -288,19 +290,19 @@ class StreamLoad(Load):
                 return  # the room's answer is stuck; asking again would overlap it
 
     async def probe(self, room: int, step: int, stop_at: asyncio.Event) -> None:
-        """A member who is not asking sends plain messages: the chat's own round trip under this load.
+        """A member of a room where nobody asks sends plain messages: the chat's own round trip.
 
-        Twice a second (within the default limit of 30 messages per 10 s), from the second
-        member of ``room``; the time runs from the send to that member's own ``message.new``,
+        Twice a second; the time runs from the send to that member's own ``message.new``,
         which has gone through the database, the outbox, Redis and the room's delivery, as an
-        answer's first frame does.
+        answer's first frame does. The rooms are apart from the answers' rooms, so no prompt
+        reads these messages.
         """
-        member = self.members[room][1]
+        member = self.members[room][0]
         for number in itertools.count():
             if stop_at.is_set():
                 return
             tag = f"{self.run_token}-probe-{step}-{room}-{number}"
-            self.probes[tag] = time.time()
+            self.probes[tag] = (time.time(), member)
             await member.ws.send(
                 json.dumps({"type": "send", "room_id": room, "client_id": tag, "body": f"probe {tag}"})
             )
@@ -327,6 +329,7 @@ async def run_step(
     text: str,
     fake_port: int,
     pids: dict[str, int],
+    probe_rooms: list[int],
     py_spy: str | None = None,
 ) -> StepResult:
     rooms = list(load.members)[:k]
@@ -350,16 +353,21 @@ async def run_step(
     client0 = time.process_time()
     lag_stop = asyncio.Event()
     lag = asyncio.ensure_future(_loop_lag(result.client_lag_ms, lag_stop))
-    probes = [asyncio.ensure_future(load.probe(room, step, lag_stop)) for room in rooms[:PROBE_ROOMS]]
+    probe_stop = asyncio.Event()
+    probes = [asyncio.ensure_future(load.probe(room, step, probe_stop)) for room in probe_rooms]
     load.probe_ms = result.probe_ms
     t0 = time.perf_counter()
-    await asyncio.gather(
-        *(load.ask(room, rounds, random.uniform(0, answer_seconds), step, questions) for room in rooms)
-    )
-    lag_stop.set()  # no probe after the last question
+    try:
+        await asyncio.gather(
+            *(load.ask(room, rounds, random.uniform(0, answer_seconds), step, questions) for room in rooms)
+        )
+    finally:
+        probe_stop.set()  # no probe after the last question
     await asyncio.sleep(1.0)  # the other members' last frames
     result.wall = time.perf_counter() - t0
+    lag_stop.set()
     await asyncio.gather(lag, *probes)
+    result.probes_lost = len(load.probes)
     load.probes.clear()
     result.cpu = {name: (_cpu_seconds(pid) - cpu0[name]) for name, pid in pids.items()}
     result.cpu["postgres"] = sum(cpu - backends0.get(pid, 0.0) for pid, cpu in _postgres_backends().items())
@@ -475,8 +483,8 @@ def report(r: StepResult, cores: int) -> None:
         flush=True,
     )
     print(
-        f"         plain message round trip (send to own message.new, {len(r.probe_ms)} messages): "
-        f"p50 {pct(r.probe_ms, 0.5):.1f} ms p99 {pct(r.probe_ms, 0.99):.1f} ms",
+        f"         plain message round trip (send to own message.new, {len(r.probe_ms)} messages, "
+        f"{r.probes_lost} unanswered): p50 {pct(r.probe_ms, 0.5):.1f} ms p99 {pct(r.probe_ms, 0.99):.1f} ms",
         flush=True,
     )
     for failure in r.failures[:5]:
@@ -488,8 +496,10 @@ async def drive(
 ) -> list[StepResult]:
     steps = [int(s) for s in args.streams.split(",")]
     max_k = max(steps)
-    room_of = [setup.rooms[i % max_k] for i in range(max_k * args.members)]
-    load = StreamLoad(port, max_k * args.members, room_of, setup.cookies)
+    total = len(setup.rooms)  # the answers' max_k rooms, then the probes'
+    probe_rooms = setup.rooms[max_k:]
+    room_of = [setup.rooms[i % total] for i in range(total * args.members)]
+    load = StreamLoad(port, total * args.members, room_of, setup.cookies)
     by_room: dict[int, list[Client]] = {}
     for client in load.clients:
         by_room.setdefault(room_of[client.index], []).append(client)
@@ -500,11 +510,19 @@ async def drive(
     try:
         # Warm-up, not counted: each worker's first answer imports the SDK and opens connections.
         warm_k = min(steps[0], 10)
-        await load.connect([c for room in setup.rooms[:warm_k] for c in by_room[room]])
+        await load.connect([c for room in [*setup.rooms[:warm_k], *probe_rooms] for c in by_room[room]])
         connected = warm_k
         await _wait_idle(pids["mathia"])
         warm = await run_step(
-            load, warm_k, step=-1, rounds=2, answer_seconds=answer_seconds, text=text, fake_port=fake_port, pids=pids
+            load,
+            warm_k,
+            step=-1,
+            rounds=2,
+            answer_seconds=answer_seconds,
+            text=text,
+            fake_port=fake_port,
+            pids=pids,
+            probe_rooms=probe_rooms,
         )
         print(
             f"  warm-up (not counted): {warm.answers} answers, added TTFT max {max(warm.added_ms, default=0):.0f} ms "
@@ -528,6 +546,7 @@ async def drive(
                 text=text,
                 fake_port=fake_port,
                 pids=pids,
+                probe_rooms=probe_rooms,
                 py_spy=args.py_spy,
             )
             results.append(result)
@@ -591,7 +610,8 @@ def main() -> None:
         fake, fake_port = start_fake_llm(args.tokens, args.rate)
         procs.append(fake)
         fanout._bench_database = _own_database  # type: ignore[assignment]
-        setup = prepare_mathia(max_k * args.members, max_k, redis.url, data_dir)
+        rooms = max_k + PROBE_ROOMS
+        setup = prepare_mathia(rooms * args.members, rooms, redis.url, data_dir)
         setup.env.update(
             {
                 "LLM_PROVIDERS": "anthropic",

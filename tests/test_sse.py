@@ -95,27 +95,69 @@ def test_a_cr_ending_a_chunk_ends_its_line_even_when_no_lf_follows() -> None:
     assert read([b"data: a\r", b"data: b\r", b"\r"]) == [SseEvent(None, "a\nb")]
 
 
+def read_capped(pieces: list[bytes], limit: int) -> list[SseEvent] | str:
+    """The events, or the error's text once the reader refused a line or an event."""
+
+    async def collect() -> list[SseEvent]:
+        return [event async for event in sse_events(_chunks(pieces), max_event_chars=limit)]
+
+    try:
+        return asyncio.run(collect())
+    except Malformed as error:
+        return str(error)
+
+
 @pytest.mark.parametrize(
-    "pieces",
+    ("pieces", "refused"),
     [
-        [b"data: " + b"x" * 600, b"y" * 600],  # one line that does not end
-        [b"data: " + b"x" * 600 + b"\n", b"data: " + b"y" * 600 + b"\n"],  # lines of one event
-        [b"data: " + b"x" * 1300 + b"\n"],  # a line in one chunk
+        ([b"data: " + b"x" * 600, b"y" * 600], "a line"),  # one line that does not end
+        ([b"data: " + b"x" * 600 + b"\n", b"data: " + b"y" * 600 + b"\n"], "an event"),  # lines of one event
+        ([b"data: " + b"x" * 1300 + b"\n"], "a line"),  # a line in one chunk
+        ([b": " + b"x" * 1300 + b"\n"], "a line"),  # a comment counts too
     ],
-    ids=["unended-line", "long-event", "long-line"],
+    ids=["unended-line", "long-event", "long-line", "long-comment"],
 )
-def test_an_event_past_the_size_limit_is_malformed(pieces: list[bytes]) -> None:
-    async def collect() -> list[SseEvent]:
-        return [event async for event in sse_events(_chunks(pieces), max_event_chars=1000)]
+def test_a_line_or_an_event_past_the_size_limit_is_malformed(pieces: list[bytes], refused: str) -> None:
+    assert read_capped(pieces, 1000) == f"{refused} of more than 1000 characters"
 
-    with pytest.raises(Malformed, match="more than 1000 characters"):
+
+def test_the_limit_is_exact() -> None:
+    assert read_capped([b"data: " + b"x" * 994 + b"\n\n"], 1000) == [SseEvent(None, "x" * 994)]  # a line of 1000
+    assert read_capped([b"data: " + b"x" * 995 + b"\n\n"], 1000) == "a line of more than 1000 characters"
+    exactly = [b"data: " + b"x" * 499 + b"\n", b"data:" + b"y" * 500 + b"\n\n"]  # 499 + newline + 500
+    assert read_capped(exactly, 1000) == [SseEvent(None, "x" * 499 + "\n" + "y" * 500)]
+
+
+def test_the_events_before_a_refused_line_are_read_first() -> None:
+    assert read_capped([b"data: ok\n\n" + b"y" * 2000], 1000) == "a line of more than 1000 characters"
+    events: list[SseEvent] = []
+
+    async def collect() -> None:
+        async for event in sse_events(_chunks([b"data: ok\n\n" + b"y" * 2000]), max_event_chars=1000):
+            events.append(event)
+
+    with pytest.raises(Malformed):
         asyncio.run(collect())
+    assert events == [SseEvent(None, "ok")]
 
 
-def test_events_under_the_limit_pass_however_many() -> None:
-    pieces = [b"data: " + b"x" * 900 + b"\n\n"] * 5
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.sampled_from(["data: ", "data:", ": ", "event: "]).flatmap(
+            lambda head: st.integers(0, 30).map(lambda n: head + "x" * n)
+        )
+        | st.just(""),
+        max_size=8,
+    ),
+    line_end=st.sampled_from(["\n", "\r\n", "\r"]),
+    data=st.data(),
+)
+def test_whether_the_limit_refuses_does_not_depend_on_the_chunks(
+    lines: list[str], line_end: str, data: st.DataObject
+) -> None:
+    raw = "".join(text + line_end for text in lines).encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=8)))
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
 
-    async def collect() -> list[SseEvent]:
-        return [event async for event in sse_events(_chunks(pieces), max_event_chars=1000)]
-
-    assert asyncio.run(collect()) == [SseEvent(None, "x" * 900)] * 5
+    assert read_capped(pieces, 24) == read_capped([raw], 24)

@@ -26,7 +26,7 @@ from mathia.tools.registry import (
     register_source,
     registry,
 )
-from mathia.tools.router import invoke, invoke_sync, list_tools
+from mathia.tools.router import invoke, invoke_sync, list_tools, resolve
 from tests.chat_helpers import make_chat_team
 from tests.helpers import make_user
 
@@ -537,26 +537,31 @@ async def test_a_source_adds_tools_per_workspace_through_the_same_router(team: d
         assert "ext_ticket_lookup" not in names
         assert "weather" in names
         # Calling one of its tools says so, instead of "no such tool".
+        listed_before = source.listed
         down = await invoke("ext_ticket_lookup", {"ticket": "T-1"}, ctx=ctx)
         assert (down.status, down.code) == (ToolStatus.ERROR, "tool_unavailable")
         assert "not available right now" in down.message
-        assert "test-external" in down.message
+        assert source.listed == listed_before + 1  # read once for the call, even though it failed
+        # What the caller resolved while the source was down stands, even if it comes back.
+        failed = await resolve("ext_ticket_lookup", workspace_id=ctx.workspace_id)
+        source.fail = False
+        assert (await invoke("ext_ticket_lookup", {"ticket": "T-5"}, ctx=ctx, found=failed)).code == "tool_unavailable"
+        source.fail = True
         assert (await invoke("weather", {}, ctx=ctx)).code != "tool_unavailable"  # static tools are unaffected
     finally:
         registry.remove_source(source.name)
 
 
 async def test_a_tool_resolved_once_is_not_looked_up_again(team: dict[str, Any]) -> None:
-    from mathia.tools.router import resolve
 
     source = ExternalSource(team["workspace"].pk)
     register_source(source)
     try:
         ctx = ctx_for(team)
-        spec = await resolve("ext_ticket_lookup", workspace_id=ctx.workspace_id)
-        assert spec is not None
+        found = await resolve("ext_ticket_lookup", workspace_id=ctx.workspace_id)
+        assert found.spec is not None
         assert source.listed == 1
-        assert (await invoke("ext_ticket_lookup", {"ticket": "T-9"}, ctx=ctx, spec=spec)).is_ok
+        assert (await invoke("ext_ticket_lookup", {"ticket": "T-9"}, ctx=ctx, found=found)).is_ok
         assert source.listed == 1  # the runner and the MCP server pass what they resolved
         assert (await invoke("ext_ticket_lookup", {"ticket": "T-9"}, ctx=ctx)).is_ok
         assert source.listed == 2

@@ -58,7 +58,7 @@ from mathia.realtime.events import web_event_loop
 from mathia.rooms.access import RoomAccess, access_room_for_user
 from mathia.tools.parser import IntentMatch, SlashMatch, parse_intent, parse_slash
 from mathia.tools.registry import ToolContext, ToolResult, ToolSpec, ToolStatus
-from mathia.tools.router import ToolUnavailable, invoke, list_tools, resolve, source_tools
+from mathia.tools.router import invoke, list_tools, resolve, source_tools
 
 if TYPE_CHECKING:
     from mathia.accounts.models import User
@@ -364,13 +364,11 @@ def _progress_line(spec: ToolSpec | None, name: str, arguments: object) -> str:
 
 
 async def _run_tool(writer: AnswerWriter, ctx: ToolContext, name: str, arguments: object) -> ToolResult:
-    try:
-        spec = await resolve(name, workspace_id=ctx.workspace_id)  # once: a source's tools cost a query
-    except ToolUnavailable:
-        spec = None  # invoke() answers with the clear error
+    found = await resolve(name, workspace_id=ctx.workspace_id)  # once: a source's tools cost a query
+    spec = found.spec
     line = _progress_line(spec, name, arguments)
     await writer.status(tool=name, text=line, state="running")
-    result = await invoke(name, arguments, ctx=ctx, spec=spec)
+    result = await invoke(name, arguments, ctx=ctx, found=found)
     await writer.status(tool=name, text=line, state=result.status.value)
     if ctx.shared_room and result.is_ok and (result.private or (spec is not None and spec.results_private)):
         result = await _send_privately(ctx, result)

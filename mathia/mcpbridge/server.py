@@ -34,7 +34,7 @@ from mathia.core.errors import AppError, RateLimited, as_app_error
 from mathia.core.ratelimit import Rate, check_rate
 from mathia.mcpbridge.access import McpPrincipal, authenticate_token
 from mathia.tools.registry import Permission, ToolContext, ToolResult, ToolSpec, registry
-from mathia.tools.router import ToolUnavailable, invoke, list_tools, resolve, source_tools
+from mathia.tools.router import invoke, list_tools, resolve, source_tools
 
 log = structlog.get_logger(__name__)
 
@@ -116,10 +116,8 @@ async def _list_tools(
 async def _call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> types.CallToolResult:
     principal = _principal(ctx)
     arguments: dict[str, Any] = dict(params.arguments or {})
-    try:
-        spec = await resolve(params.name, workspace_id=principal.workspace_id)
-    except ToolUnavailable:
-        spec = None  # invoke() answers with the clear error, as a tool result
+    found = await resolve(params.name, workspace_id=principal.workspace_id)
+    spec = found.spec
     if spec is not None and not spec.model_visible:  # not listed, so not callable either
         raise MCPError(types.INVALID_PARAMS, _unknown(params.name))
     room_id = None
@@ -133,7 +131,7 @@ async def _call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallTool
                     data={"problems": [{"field": "room_id", "message": "a positive integer is required"}]},
                 )
             )
-    result = await invoke(params.name, arguments, ctx=_context(principal, room_id=room_id), spec=spec)
+    result = await invoke(params.name, arguments, ctx=_context(principal, room_id=room_id), found=found)
     if result.code == "unknown_tool":
         # The protocol's answer to an unknown tool is an error, not a tool result.
         raise MCPError(types.INVALID_PARAMS, _unknown(params.name))

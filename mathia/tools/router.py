@@ -81,31 +81,24 @@ PERMISSION_MESSAGES = {
 }
 
 
-class ToolUnavailable(Exception):
-    """A tool was not found while a source that might offer it could not be read."""
+@dataclass(frozen=True)
+class Lookup:
+    """What ``name`` stands for in a workspace: its tool, or none."""
 
-    def __init__(self, name: str, sources: list[str]) -> None:
-        super().__init__(
-            f"`{name}` is not available right now: the connected tools ({', '.join(sources)}) could not be "
-            "read. Try again in a moment."
-        )
+    name: str
+    spec: ToolSpec | None
+    #: Not found while a source that might offer it could not be read: "try again", not "no such tool".
+    unavailable: bool = False
 
 
-async def resolve(name: str, *, workspace_id: int) -> ToolSpec | None:
-    """The tool called ``name`` in ``workspace_id``: a static one, else one from a source.
-
-    Raises :class:`ToolUnavailable` rather than answering "no such tool" when a source failed.
-    """
+async def resolve(name: str, *, workspace_id: int) -> Lookup:
+    """The tool called ``name`` in ``workspace_id``: a static one, else one from a source."""
     spec = registry.get(name)
-    if spec is not None:
-        return spec
-    if not registry.sources():
-        return None
+    if spec is not None or not registry.sources():
+        return Lookup(name, spec)
     found, failed = await database_sync_to_async(_read_sources, thread_sensitive=False)(workspace_id)
     spec = next((candidate for candidate in found if candidate.name == name), None)
-    if spec is None and failed:
-        raise ToolUnavailable(name, failed)
-    return spec
+    return Lookup(name, spec, unavailable=spec is None and bool(failed))
 
 
 def source_tools(workspace_id: int) -> list[ToolSpec]:
@@ -167,24 +160,27 @@ class _Call:
         return self.spec.secret_fields if self.spec is not None else frozenset()
 
 
-async def invoke(name: str, arguments: object, *, ctx: ToolContext, spec: ToolSpec | None = None) -> ToolResult:
+async def invoke(name: str, arguments: object, *, ctx: ToolContext, found: Lookup | None = None) -> ToolResult:
     """Run tool ``name`` with ``arguments`` for ``ctx.user``; always returns a :class:`ToolResult`.
 
-    ``spec``: the tool as the caller already resolved it for ``ctx.workspace_id`` (a source's
-    tools cost a query to list), so it is not looked up twice.
+    ``found``: what :func:`resolve` gave the caller for ``name`` in ``ctx.workspace_id`` (a
+    source's tools cost a query to list, and the caller checked that tool), so it is not
+    looked up again.
     """
     call = _Call(name=name, arguments=arguments, ctx=ctx, began=time.perf_counter())
-    try:
-        call.spec = (
-            spec if spec is not None and spec.name == name else await resolve(name, workspace_id=ctx.workspace_id)
+    if found is None or found.name != name:
+        found = await resolve(name, workspace_id=ctx.workspace_id)
+    call.spec = found.spec
+    if found.unavailable:
+        result = ToolResult.error(
+            f"`{name}` is not available right now: a connected tool server could not be reached. "
+            "Try again in a moment.",
+            code="tool_unavailable",
         )
-    except ToolUnavailable as down:
-        result = ToolResult.error(str(down), code="tool_unavailable")
+    elif call.spec is None:
+        result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
     else:
-        if call.spec is None:
-            result = ToolResult.error(f"There is no tool called `{name}`.", code="unknown_tool")
-        else:
-            result = await _run(call.spec, call)
+        result = await _run(call.spec, call)
     if not call.audited:
         await _audit_and_cache(call, result)
     return result

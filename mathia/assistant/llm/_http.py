@@ -227,9 +227,9 @@ class SseEvent(NamedTuple):
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-#: The most text one event (its lines so far) may hold. The providers' events are a few hundred
-#: characters; a stream sending more without a line end is broken or hostile, and holding it
-#: would grow memory without bound.
+#: The most characters one line, or one event's data, may hold. The providers' events are a few
+#: hundred characters; a stream sending more is broken or hostile, and holding it would grow
+#: memory without bound.
 SSE_EVENT_MAX_CHARS = 1 << 20
 
 
@@ -244,15 +244,20 @@ async def sse_events(
     is dropped. A leading byte-order mark is skipped, an empty ``event:`` means none, and
     undecodable UTF-8 becomes U+FFFD, as the standard says.
 
-    An event (or a line) longer than ``max_event_chars`` raises :class:`Malformed`. A line
-    arriving in many chunks is joined once, when it ends, so reading stays linear in its size.
+    A line longer than ``max_event_chars`` (its field name included), or an event whose data
+    (its ``data`` values joined by newlines) is longer, raises :class:`Malformed`, however the
+    stream is cut into chunks; the events before it are yielded first. A line arriving in many
+    chunks is joined once, when it ends, so reading stays linear in its size.
     """
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    pending: list[str] = []  # the unfinished line, in pieces
+    pending: list[str] = []  # the unfinished line, in pieces (the last may end with a CR)
     pending_chars = 0
     event: str | None = None
     data: list[str] = []
     data_chars = 0
+
+    def too_long(what: str) -> Malformed:
+        return Malformed(f"{what} of more than {max_event_chars} characters")
 
     def line(text: str) -> SseEvent | None:
         nonlocal event, data, data_chars
@@ -260,15 +265,17 @@ async def sse_events(
             produced = SseEvent(event, "\n".join(data)) if data else None
             event, data, data_chars = None, [], 0
             return produced
+        if len(text) > max_event_chars:
+            raise too_long("a line")
         name, colon, value = text.partition(":")
         if not name:
             return None  # a comment
         if colon and value.startswith(" "):
             value = value[1:]
         if name == "data":
-            data_chars += len(value) + 1
+            data_chars += len(value) + (1 if data else 0)
             if data_chars > max_event_chars:
-                raise Malformed(f"an event of more than {max_event_chars} characters")
+                raise too_long("an event")
             data.append(value)
         elif name == "event":
             event = value or None
@@ -276,23 +283,28 @@ async def sse_events(
 
     async for chunk in chunks:
         piece = decoder.decode(chunk)
-        held_cr = bool(pending) and pending[-1].endswith("\r")  # a line ended; is the next byte its LF?
-        if not held_cr and "\n" not in piece and "\r" not in piece:  # the line goes on: no rescan
+        if not piece:
+            continue
+        cr_held = bool(pending) and pending[-1].endswith("\r")  # a line ended; is this piece's first byte its LF?
+        if not cr_held and "\n" not in piece and "\r" not in piece:  # the line goes on: no rescan
             pending_chars += len(piece)
             if pending_chars > max_event_chars:
-                raise Malformed(f"a line of more than {max_event_chars} characters")
+                raise too_long("a line")
             pending.append(piece)
             continue
         text = "".join(pending) + piece if pending else piece
-        held_cr = text.endswith("\r")  # its LF may open the next chunk
-        lines = _LINE_BREAK.split(text[:-1] if held_cr else text)
-        rest = lines.pop() + ("\r" if held_cr else "")
-        pending, pending_chars = ([rest], len(rest)) if rest else ([], 0)
-        if pending_chars > max_event_chars:
-            raise Malformed(f"a line of more than {max_event_chars} characters")
+        ends_with_cr = text.endswith("\r")  # its LF may open the next chunk
+        lines = _LINE_BREAK.split(text[:-1] if ends_with_cr else text)
+        rest = lines.pop()
         for text_line in lines:
             if (produced := line(text_line)) is not None:
                 yield produced
+        if ends_with_cr:  # a complete line, held only to see whether an LF follows
+            pending, pending_chars = [rest + "\r"], len(rest)
+        else:
+            pending, pending_chars = ([rest], len(rest)) if rest else ([], 0)
+        if pending_chars > max_event_chars:
+            raise too_long("a line")
     # The stream's end: complete lines still held (one ended by a CR, maybe then bytes that were
     # not UTF-8) count; the unfinished last one does not.
     lines = _LINE_BREAK.split("".join(pending) + decoder.decode(b"", final=True))
