@@ -195,6 +195,7 @@ class StepResult:
     client_lag_ms: list[float] = field(default_factory=list)
     #: Plain messages (no @mathia) sent during the step: send to the sender's own message.new.
     probe_ms: list[float] = field(default_factory=list)
+    probe_ack_ms: list[float] = field(default_factory=list)  # the same messages, send to the sender's ack
     probes_lost: int = 0  # plain messages whose sender never got its message.new
     timings: list[dict[str, Any]] = field(default_factory=list)  # per answer, for --dump
 
@@ -218,6 +219,7 @@ class StreamLoad(Load):
         self.views: dict[int, dict[int, View]] = {}  # answer message id -> client index -> view
         self.probes: dict[str, tuple[float, Client]] = {}  # a plain message's client id -> sent at, by whom
         self.probe_ms: list[float] = []
+        self.probe_ack_ms: list[float] = []
 
     def _view(self, answer_id: int, client: Client) -> View:
         views = self.views.setdefault(answer_id, {})
@@ -245,6 +247,9 @@ class StreamLoad(Load):
                 elif kind in ("message.new", "message.updated"):
                     self._message(client, frame["message"], now)
                 elif kind == "ack" and "message" in frame:
+                    probe = self.probes.get(frame["message"].get("client_id", ""))
+                    if probe is not None:
+                        self.probe_ack_ms.append((now - probe[0]) * 1000)
                     question = self.by_tag.get(frame["message"].get("client_id", ""))
                     if question is not None:
                         question.message_id = frame["message"]["id"]
@@ -355,7 +360,7 @@ async def run_step(
     lag = asyncio.ensure_future(_loop_lag(result.client_lag_ms, lag_stop))
     probe_stop = asyncio.Event()
     probes = [asyncio.ensure_future(load.probe(room, step, probe_stop)) for room in probe_rooms]
-    load.probe_ms = result.probe_ms
+    load.probe_ms, load.probe_ack_ms = result.probe_ms, result.probe_ack_ms
     t0 = time.perf_counter()
     try:
         await asyncio.gather(
@@ -484,7 +489,8 @@ def report(r: StepResult, cores: int) -> None:
     )
     print(
         f"         plain message round trip (send to own message.new, {len(r.probe_ms)} messages, "
-        f"{r.probes_lost} unanswered): p50 {pct(r.probe_ms, 0.5):.1f} ms p99 {pct(r.probe_ms, 0.99):.1f} ms",
+        f"{r.probes_lost} unanswered): p50 {pct(r.probe_ms, 0.5):.1f} ms p99 {pct(r.probe_ms, 0.99):.1f} ms "
+        f"(to the ack: p50 {pct(r.probe_ack_ms, 0.5):.1f} ms p99 {pct(r.probe_ack_ms, 0.99):.1f} ms)",
         flush=True,
     )
     for failure in r.failures[:5]:
