@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +79,17 @@ async def test_redis_dying_mid_answer_still_ends_the_answer_with_its_whole_text(
     assert "assistant_buffer_clear_failed" in logged
 
 
-async def _answer_while_redis_dies(settings: Any, own: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Ask @mathia, stop ``own`` at the answer's first frame; the final message and that frame."""
-    from mathia.testing.fake_llm import FakeLLMServer, Reply
+@contextlib.asynccontextmanager
+async def _asking(
+    settings: Any, reply: Any, client_id: str
+) -> AsyncIterator[tuple[dict[str, Any], Any, dict[str, Any]]]:
+    """Ada asks @mathia in #general, answered by a fake Anthropic server with ``reply``.
 
-    with FakeLLMServer(default=Reply(text=ANSWER, tokens_per_second=30)) as llm:
+    Yields the team, Ada's socket and the answer's first ``message.stream`` frame.
+    """
+    from mathia.testing.fake_llm import FakeLLMServer
+
+    with FakeLLMServer(default=reply) as llm:
         settings.LLM_PROVIDERS = ["anthropic"]
         settings.ANTHROPIC_API_KEY = "sk-ant-test"
         settings.ANTHROPIC_BASE_URL = llm.anthropic_url
@@ -91,13 +99,23 @@ async def _answer_while_redis_dies(settings: Any, own: Any) -> tuple[dict[str, A
         socket = await connect(team["ada"])
         assert (await socket.request({"type": "subscribe", "rooms": [general.pk]}))["type"] == "subscribed"
         ack = await socket.request(
-            {"type": "send", "room_id": general.pk, "client_id": "r1", "body": "@mathia go"}, "ack"
+            {"type": "send", "room_id": general.pk, "client_id": client_id, "body": "@mathia go"}, "ack"
         )
         assert ack["type"] == "ack", ack
         first = await socket.recv_until("message.stream", timeout=8, room_id=general.pk)
+        try:
+            yield team, socket, first
+        finally:
+            await socket.close()
+
+
+async def _answer_while_redis_dies(settings: Any, own: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ask @mathia, stop ``own`` at the answer's first frame; the final message and that frame."""
+    from mathia.testing.fake_llm import Reply
+
+    async with _asking(settings, Reply(text=ANSWER, tokens_per_second=30), "r1") as (team, socket, first):
         own.stop()  # mid-stream
-        final = await socket.recv_until("message.updated", timeout=15, room_id=general.pk)
-        await socket.close()
+        final = await socket.recv_until("message.updated", timeout=15, room_id=team["general"].pk)
     return final, first
 
 
@@ -110,31 +128,19 @@ async def test_with_redis_down_the_heartbeat_still_marks_the_run_alive_and_appli
     database (its control message lost) still stops the answer, keeping its text."""
     from mathia.assistant import runner
     from mathia.assistant.models import AssistantRun
-    from mathia.testing.fake_llm import FakeLLMServer, Reply
+    from mathia.testing.fake_llm import Reply
 
     monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.3)
     own = start_embedded_redis(tmp_path / "redis")
     settings.REDIS_URL = own.url
     try:
-        with FakeLLMServer(default=Reply(text=ANSWER * 10, tokens_per_second=20)) as llm:
-            settings.LLM_PROVIDERS = ["anthropic"]
-            settings.ANTHROPIC_API_KEY = "sk-ant-test"
-            settings.ANTHROPIC_BASE_URL = llm.anthropic_url
-            settings.ANTHROPIC_MODEL = "claude-test"
-            team = await database_sync_to_async(make_chat_team)()
-            general = team["general"]
-            socket = await connect(team["ada"])
-            assert (await socket.request({"type": "subscribe", "rooms": [general.pk]}))["type"] == "subscribed"
-            await socket.request(
-                {"type": "send", "room_id": general.pk, "client_id": "h1", "body": "@mathia go"}, "ack"
-            )
-            first = await socket.recv_until("message.stream", timeout=8, room_id=general.pk)
+        reply = Reply(text=ANSWER * 10, tokens_per_second=20)
+        async with _asking(settings, reply, "h1") as (team, socket, first):
             own.stop()
             run = await database_sync_to_async(AssistantRun.objects.get)(answer_id=first["message_id"])
             started_beat = run.heartbeat_at
             await database_sync_to_async(AssistantRun.objects.filter(pk=run.pk).update)(stopped_by=team["ada"])
-            final = await socket.recv_until("message.updated", timeout=10, room_id=general.pk)
-            await socket.close()
+            final = await socket.recv_until("message.updated", timeout=10, room_id=team["general"].pk)
     finally:
         own.stop()
     assert final["message"]["status"] == "stopped", final

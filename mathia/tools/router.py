@@ -98,7 +98,7 @@ async def resolve(name: str, *, workspace_id: int) -> Lookup:
         return Lookup(name, spec)
     found, failed = await database_sync_to_async(_read_sources, thread_sensitive=False)(workspace_id)
     spec = next((candidate for candidate in found if candidate.name == name), None)
-    return Lookup(name, spec, unavailable=spec is None and bool(failed))
+    return Lookup(name, spec, unavailable=spec is None and failed)
 
 
 def source_tools(workspace_id: int) -> list[ToolSpec]:
@@ -106,16 +106,16 @@ def source_tools(workspace_id: int) -> list[ToolSpec]:
     return _read_sources(workspace_id)[0]
 
 
-def _read_sources(workspace_id: int) -> tuple[list[ToolSpec], list[str]]:
-    """The sources' tools in ``workspace_id``, and the names of the sources that failed."""
+def _read_sources(workspace_id: int) -> tuple[list[ToolSpec], bool]:
+    """The sources' tools in ``workspace_id``, and whether any source failed (each is logged)."""
     specs: list[ToolSpec] = []
-    failed: list[str] = []
+    failed = False
     for source in registry.sources():
         try:
             specs.extend(source.tools(workspace_id))
         except Exception:  # a source that is down hides its tools; it does not break the others
             log.warning("tool_source_failed", source=source.name, exc_info=True)
-            failed.append(source.name)
+            failed = True
     return specs, failed
 
 
